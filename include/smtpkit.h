@@ -1,0 +1,235 @@
+/*
+ * smtpkit.h — public API of libsmtpkit.
+ *
+ * libsmtpkit submits e-mail over SMTP (RFC 5321, RFC 6409) with STARTTLS
+ * (RFC 3207) or implicit TLS (RFC 8314) and SASL authentication (RFC 4954),
+ * and classifies every failure into one cause (smtpkit_cause) with the
+ * evidence that shows it: the stage, the server's reply and the TLS or
+ * socket error.
+ *
+ * Handles are opaque. Every exported name starts with smtpkit_.
+ */
+#ifndef SMTPKIT_H
+#define SMTPKIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The shared library exports exactly the declarations in this file. */
+#pragma GCC visibility push(default)
+
+#define SMTPKIT_VERSION "0.1.0"
+
+/* Causes (SPEC §3). The order is part of the ABI: append only. */
+#define SMTPKIT_CAUSES(X)                                                      \
+  X(ok)                                                                        \
+  X(dns_failure)                                                               \
+  X(connection_refused)                                                        \
+  X(connection_timeout)                                                        \
+  X(plaintext_on_tls_port)                                                     \
+  X(tls_on_plaintext_port)                                                     \
+  X(starttls_not_offered)                                                      \
+  X(starttls_required)                                                         \
+  X(tls_handshake_failed)                                                      \
+  X(certificate_untrusted)                                                     \
+  X(certificate_name_mismatch)                                                 \
+  X(certificate_expired)                                                       \
+  X(smtp_intercepted)                                                          \
+  X(wrong_endpoint)                                                            \
+  X(ehlo_rejected)                                                             \
+  X(tls_version_unsupported)                                                   \
+  X(server_unavailable)                                                        \
+  X(ip_blocked)                                                                \
+  X(auth_not_offered)                                                          \
+  X(mech_not_supported)                                                        \
+  X(no_common_mechanism)                                                       \
+  X(mech_too_weak)                                                             \
+  X(encryption_required)                                                       \
+  X(bad_credentials)                                                           \
+  X(wrong_username_format)                                                     \
+  X(app_password_required)                                                     \
+  X(web_login_required)                                                        \
+  X(smtp_auth_disabled)                                                        \
+  X(basic_auth_disabled)                                                       \
+  X(oauth_token_invalid)                                                       \
+  X(account_locked)                                                            \
+  X(password_transition_needed)                                                \
+  X(rate_limited)                                                              \
+  X(sending_quota_exceeded)                                                    \
+  X(temporary_auth_failure)                                                    \
+  X(auth_required)                                                             \
+  X(sender_not_authorized)                                                     \
+  X(relay_denied)                                                              \
+  X(recipient_rejected)                                                        \
+  X(message_too_big)                                                           \
+  X(message_rejected)                                                          \
+  X(connection_lost)                                                           \
+  X(delivery_unknown)                                                          \
+  X(protocol_error)                                                            \
+  X(unknown)
+
+typedef enum smtpkit_cause {
+#define SMTPKIT_CAUSE_ENUM(name) SMTPKIT_CAUSE_##name,
+  SMTPKIT_CAUSES(SMTPKIT_CAUSE_ENUM)
+#undef SMTPKIT_CAUSE_ENUM
+      SMTPKIT_CAUSE_COUNT
+} smtpkit_cause;
+
+/* "bad_credentials" etc.; NULL for an out-of-range value. */
+const char *smtpkit_cause_name(smtpkit_cause cause);
+/* Parses a cause identifier; returns false when it names none. */
+bool smtpkit_cause_from_name(const char *name, smtpkit_cause *out);
+/* Exit code (sysexits.h) for a cause; a transient failure always gives 75. */
+int smtpkit_cause_exit_code(smtpkit_cause cause, bool transient);
+
+/* Where in the session a failure happened (SPEC §4 "stage"). */
+typedef enum smtpkit_stage {
+  SMTPKIT_STAGE_NONE,
+  SMTPKIT_STAGE_CONNECT,
+  SMTPKIT_STAGE_GREETING,
+  SMTPKIT_STAGE_EHLO,
+  SMTPKIT_STAGE_STARTTLS,
+  SMTPKIT_STAGE_AUTH,
+  SMTPKIT_STAGE_MAIL,
+  SMTPKIT_STAGE_RCPT,
+  SMTPKIT_STAGE_DATA,
+  SMTPKIT_STAGE_QUIT
+} smtpkit_stage;
+
+const char *smtpkit_stage_name(smtpkit_stage stage);
+
+/* A complete server reply. text holds every line's text (after the code and
+ * the enhanced code) joined with '\n'; it may contain any byte but NUL. */
+typedef struct smtpkit_reply {
+  int code;          /* 0 when there is no reply */
+  char enhanced[16]; /* "5.7.8", or "" when absent */
+  char *text;        /* owned by whoever owns the reply; never NULL if code */
+} smtpkit_reply;
+
+typedef enum smtpkit_tls_mode {
+  SMTPKIT_TLS_AUTO,     /* implicit on 465, STARTTLS required elsewhere */
+  SMTPKIT_TLS_STARTTLS, /* STARTTLS required */
+  SMTPKIT_TLS_IMPLICIT, /* TLS from the first byte (RFC 8314) */
+  SMTPKIT_TLS_NONE      /* no TLS; credentials only if allowed */
+} smtpkit_tls_mode;
+
+const char *smtpkit_tls_mode_name(smtpkit_tls_mode mode);
+
+/* Why and where a session failed, with the evidence. */
+typedef struct smtpkit_error {
+  smtpkit_cause cause;
+  bool transient;
+  smtpkit_stage stage;
+  smtpkit_reply reply;   /* the server's reply, if any (code 0 if none) */
+  const char *provider;  /* provider id (SPEC §3) or NULL */
+  char detail[512];      /* what the client saw: socket or TLS error, etc. */
+} smtpkit_error;
+
+/* One AUTH attempt: the mechanism and the server's final reply to it. */
+typedef struct smtpkit_auth_attempt {
+  char mechanism[32];
+  smtpkit_reply reply;
+} smtpkit_auth_attempt;
+
+/* Per-recipient result. */
+typedef struct smtpkit_rcpt_result {
+  const char *address;
+  bool accepted;
+  smtpkit_reply reply;
+} smtpkit_rcpt_result;
+
+/* Callback that returns a secret (password or OAuth2 token) on demand, so it
+ * lives in memory only while it is used. It must write at most cap-1 bytes
+ * and a NUL into buf and return the length, or -1 on failure. The library
+ * wipes buf after use. */
+typedef int (*smtpkit_secret_fn)(void *ctx, char *buf, size_t cap);
+
+/* Transcript sink: one line at a time, already redacted. dir is 'C' for
+ * client, 'S' for server, '*' for events (TLS, connect). */
+typedef void (*smtpkit_transcript_fn)(void *ctx, char dir, const char *line,
+                                      size_t len);
+
+typedef struct smtpkit_settings {
+  const char *host;
+  unsigned port; /* 0: 587, or 465 with implicit TLS */
+  smtpkit_tls_mode tls;
+  const char *ca_file;       /* extra trust anchors (PEM); NULL for none */
+  bool insecure;             /* skip certificate verification */
+  const char *helo;          /* EHLO name; NULL: FQDN or address literal */
+  unsigned timeout_ms;       /* per network operation; 0: 30000 */
+  const char *user;          /* NULL: no authentication */
+  smtpkit_secret_fn password;     /* password source, or NULL */
+  void *password_ctx;
+  smtpkit_secret_fn oauth2_token; /* bearer token source, or NULL */
+  void *oauth2_token_ctx;
+  const char *mechanisms;    /* "SCRAM-SHA-256,PLAIN": restrict and order */
+  bool allow_plaintext_auth; /* credentials without TLS */
+  smtpkit_transcript_fn transcript;
+  void *transcript_ctx;
+} smtpkit_settings;
+
+void smtpkit_settings_init(smtpkit_settings *s);
+
+/* A message body source: fills buf with up to cap bytes of RFC 5322 text
+ * (any line endings), returns the count, 0 at the end, -1 on error. */
+typedef long (*smtpkit_read_fn)(void *ctx, char *buf, size_t cap);
+
+typedef struct smtpkit_envelope {
+  const char *from;
+  const char *const *to;
+  size_t n_to;
+  long long size;    /* message size for SIZE=, -1 when unknown */
+  bool eight_bit;    /* declare BODY=8BITMIME */
+  bool smtputf8;     /* declare SMTPUTF8 */
+} smtpkit_envelope;
+
+/* One connection to a server. */
+typedef struct smtpkit_session smtpkit_session;
+
+smtpkit_session *smtpkit_session_new(const smtpkit_settings *settings);
+void smtpkit_session_free(smtpkit_session *s);
+
+/* Connects, greets, negotiates TLS and authenticates. Returns true when the
+ * session is ready for messages. On false, smtpkit_session_error() says why. */
+bool smtpkit_session_open(smtpkit_session *s);
+
+/* Sends one message. Returns true when the server accepted it for at least
+ * one recipient (final 250 after the end of data). */
+bool smtpkit_session_send(smtpkit_session *s, const smtpkit_envelope *env,
+                          smtpkit_read_fn read, void *read_ctx);
+
+/* QUIT and close. Safe to call at any point. */
+void smtpkit_session_close(smtpkit_session *s);
+
+const smtpkit_error *smtpkit_session_error(const smtpkit_session *s);
+
+/* What was negotiated (valid after open). */
+const char *smtpkit_session_tls_version(const smtpkit_session *s);
+const char *smtpkit_session_auth_mechanism(const smtpkit_session *s);
+unsigned smtpkit_session_port(const smtpkit_session *s);
+smtpkit_tls_mode smtpkit_session_tls_mode(const smtpkit_session *s);
+size_t smtpkit_session_auth_attempts(const smtpkit_session *s,
+                                     const smtpkit_auth_attempt **out);
+
+/* Results of the last smtpkit_session_send(). */
+size_t smtpkit_session_rcpt_results(const smtpkit_session *s,
+                                    const smtpkit_rcpt_result **out);
+const smtpkit_reply *smtpkit_session_data_reply(const smtpkit_session *s);
+/* Queue id from the final reply ("queued as X"), or NULL. */
+const char *smtpkit_session_queue_id(const smtpkit_session *s);
+
+/* Wipes len bytes at p in a way the compiler does not remove. */
+void smtpkit_wipe(void *p, size_t len);
+
+#pragma GCC visibility pop
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,491 @@
+/*
+ * client.c — the public session API: drives the state machine (session.c)
+ * over a connection (transport.c, tls.c), streams the message through the
+ * encoder (message.c) and keeps the transcript.
+ *
+ * RFC 3207 §5 / "NO STARTTLS" (USENIX Security 2021): bytes that arrive
+ * with or right after the 220 to STARTTLS, before our ClientHello, were
+ * sent in plaintext by someone; they are never read as part of the TLS
+ * session — the connection is dropped as a protocol error.
+ */
+#define _GNU_SOURCE
+#include "conn.h"
+#include "message.h"
+#include "session.h"
+
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct smtpkit_session {
+  smtpkit_settings set;
+  char *host, *ca_file, *helo, *user, *mechanisms; /* owned copies */
+  unsigned port;
+  smtpkit_tls_mode mode; /* resolved: IMPLICIT, STARTTLS or NONE */
+  SSL_CTX *tls_ctx;
+  sk_conn conn;
+  sk_reply_parser rp;
+  sk_sm sm;
+  bool sm_ready, connected;
+  smtpkit_error err;
+  char queue_id[128];
+};
+
+void smtpkit_settings_init(smtpkit_settings *s) {
+  memset(s, 0, sizeof *s);
+  s->tls = SMTPKIT_TLS_AUTO;
+}
+
+smtpkit_session *smtpkit_session_new(const smtpkit_settings *settings) {
+  smtpkit_session *s = calloc(1, sizeof *s);
+  if (!s)
+    return NULL;
+  s->set = *settings;
+  s->set.host = s->host = sk_strdup(settings->host);
+  s->set.ca_file = s->ca_file = sk_strdup(settings->ca_file);
+  s->set.helo = s->helo = sk_strdup(settings->helo);
+  s->set.user = s->user = sk_strdup(settings->user);
+  s->set.mechanisms = s->mechanisms = sk_strdup(settings->mechanisms);
+  if (!s->set.timeout_ms)
+    s->set.timeout_ms = 30000;
+  s->mode = s->set.tls;
+  if (s->mode == SMTPKIT_TLS_AUTO)
+    s->mode = settings->port == 465 ? SMTPKIT_TLS_IMPLICIT
+                                    : SMTPKIT_TLS_STARTTLS;
+  s->port = settings->port ? settings->port
+                           : (s->mode == SMTPKIT_TLS_IMPLICIT ? 465 : 587);
+  sk_conn_init(&s->conn);
+  sk_reply_parser_init(&s->rp);
+  return s;
+}
+
+void smtpkit_session_free(smtpkit_session *s) {
+  if (!s)
+    return;
+  smtpkit_session_close(s);
+  if (s->sm_ready)
+    sk_sm_free(&s->sm);
+  sk_reply_parser_free(&s->rp);
+  if (s->tls_ctx)
+    SSL_CTX_free(s->tls_ctx);
+  sk_error_clear(&s->err);
+  free(s->host);
+  free(s->ca_file);
+  free(s->helo);
+  free(s->user);
+  free(s->mechanisms);
+  free(s);
+}
+
+const smtpkit_error *smtpkit_session_error(const smtpkit_session *s) {
+  return &s->err;
+}
+
+/* ---- transcript ---- */
+
+static void note(smtpkit_session *s, char dir, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void note(smtpkit_session *s, char dir, const char *fmt, ...) {
+  if (!s->set.transcript)
+    return;
+  char line[600];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  if (n < 0)
+    return;
+  s->set.transcript(s->set.transcript_ctx, dir, line,
+                    (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+}
+
+static void log_lines(smtpkit_session *s, char dir, const char *text,
+                      size_t n) {
+  if (!s->set.transcript)
+    return;
+  while (n) {
+    const char *nl = memchr(text, '\n', n);
+    size_t len = nl ? (size_t)(nl - text) : n;
+    s->set.transcript(s->set.transcript_ctx, dir, text, len);
+    if (!nl)
+      break;
+    n -= len + 1;
+    text = nl + 1;
+  }
+}
+
+/* ---- errors ---- */
+
+static void fail_event(smtpkit_session *s, sk_event ev, smtpkit_stage stage,
+                       const char *detail) {
+  sk_error_clear(&s->err);
+  sk_classify_event(&s->err, ev, stage);
+  if (detail)
+    sk_error_detail(&s->err, "%s", detail);
+  note(s, '*', "error: %s", detail ? detail : smtpkit_cause_name(s->err.cause));
+}
+
+static void take_sm_error(smtpkit_session *s) {
+  sk_error_clear(&s->err);
+  s->err = s->sm.err;
+  sk_reply_copy(&s->err.reply, &s->sm.err.reply);
+}
+
+/* ---- I/O around the state machine ---- */
+
+static bool flush_out(smtpkit_session *s) {
+  log_lines(s, 'C', s->sm.shown.data ? s->sm.shown.data : "", s->sm.shown.len);
+  sk_buf_consume(&s->sm.shown, s->sm.shown.len);
+  if (s->sm.out.len == 0)
+    return true;
+  s->conn.deadline = sk_now_ms() + s->set.timeout_ms;
+  bool ok = sk_conn_write(&s->conn, s->sm.out.data, s->sm.out.len);
+  sk_buf_consume(&s->sm.out, s->sm.out.len); /* wipes: may hold AUTH data */
+  return ok;
+}
+
+/* Reads one reply. Returns SK_EV_NONE or why it could not. */
+static sk_event read_reply(smtpkit_session *s, smtpkit_reply *r) {
+  s->conn.deadline = sk_now_ms() + s->set.timeout_ms;
+  for (int reads = 0; reads < 1 << 20; reads++) {
+    char *raw = NULL;
+    int st = sk_reply_parser_next(&s->rp, r, &raw);
+    if (st == SK_RP_REPLY) {
+      log_lines(s, 'S', raw, strlen(raw));
+      free(raw);
+      return SK_EV_NONE;
+    }
+    if (st == SK_RP_ERROR) {
+      snprintf(s->conn.detail, sizeof s->conn.detail, "malformed reply: %s",
+               s->rp.error);
+      return SK_EV_GARBLED;
+    }
+    char buf[16384];
+    long n = sk_conn_read(&s->conn, buf, sizeof buf);
+    if (n == 0) {
+      snprintf(s->conn.detail, sizeof s->conn.detail,
+               "the server closed the connection");
+      return SK_EV_CLOSED;
+    }
+    if (n == -1)
+      return SK_EV_TIMEOUT;
+    if (n < 0)
+      return SK_EV_CLOSED;
+    if (!sk_reply_parser_feed(&s->rp, buf, (size_t)n)) {
+      snprintf(s->conn.detail, sizeof s->conn.detail, "malformed reply: %s",
+               s->rp.error);
+      return SK_EV_GARBLED;
+    }
+  }
+  return SK_EV_GARBLED;
+}
+
+static bool ensure_tls_ctx(smtpkit_session *s) {
+  if (s->tls_ctx)
+    return true;
+  char err[300];
+  s->tls_ctx = sk_tls_ctx_new(s->set.ca_file, s->set.insecure, err, sizeof err);
+  if (!s->tls_ctx)
+    fail_event(s, SK_EV_INTERNAL, SMTPKIT_STAGE_CONNECT, err);
+  return s->tls_ctx != NULL;
+}
+
+static bool start_tls(smtpkit_session *s, smtpkit_stage stage) {
+  if (!ensure_tls_ctx(s))
+    return false;
+  s->conn.deadline = sk_now_ms() + s->set.timeout_ms;
+  sk_event ev = sk_tls_start(&s->conn, s->tls_ctx, s->set.host, s->set.insecure);
+  if (ev != SK_EV_NONE) {
+    fail_event(s, ev, stage, s->conn.detail);
+    return false;
+  }
+  note(s, '*', "TLS established: %s%s", s->conn.tls_version,
+       s->set.insecure ? " (certificate NOT verified: --insecure)" : "");
+  return true;
+}
+
+/* After a silent plaintext connection: does the port speak TLS at once? */
+static bool port_speaks_tls(smtpkit_session *s) {
+  if (!ensure_tls_ctx(s))
+    return false;
+  sk_conn probe;
+  sk_conn_init(&probe);
+  long long deadline = sk_now_ms() + s->set.timeout_ms;
+  bool yes = false;
+  if (sk_conn_open(&probe, s->set.host, s->port, deadline) == SK_EV_NONE) {
+    probe.deadline = deadline;
+    sk_event ev = sk_tls_start(&probe, s->tls_ctx, s->set.host, true);
+    yes = ev == SK_EV_NONE;
+  }
+  sk_conn_close(&probe);
+  return yes;
+}
+
+static void default_helo(smtpkit_session *s, char *out, size_t cap) {
+  if (s->set.helo) {
+    sk_strlcpy(out, s->set.helo, cap);
+    return;
+  }
+  char name[256] = "";
+  if (gethostname(name, sizeof name - 1) == 0 && strchr(name, '.') &&
+      strncmp(name, "localhost", 9) != 0) {
+    sk_strlcpy(out, name, cap);
+    return;
+  }
+  struct addrinfo hints = {.ai_flags = AI_CANONNAME}, *res = NULL;
+  if (name[0] && getaddrinfo(name, NULL, &hints, &res) == 0 && res &&
+      res->ai_canonname && strchr(res->ai_canonname, '.') &&
+      strncmp(res->ai_canonname, "localhost", 9) != 0) {
+    sk_strlcpy(out, res->ai_canonname, cap);
+    freeaddrinfo(res);
+    return;
+  }
+  if (res)
+    freeaddrinfo(res);
+  /* Never "localhost": some providers refuse it (Gmail's "(EHLO)" 421). */
+  sk_strlcpy(out, s->conn.local_literal[0] ? s->conn.local_literal
+                                           : "[127.0.0.1]",
+             cap);
+}
+
+static bool handle_read_failure(smtpkit_session *s, sk_event ev) {
+  smtpkit_stage stage = sk_sm_stage(&s->sm);
+  if (ev == SK_EV_TIMEOUT && s->sm.state == SK_ST_GREETING) {
+    if (s->mode != SMTPKIT_TLS_IMPLICIT && port_speaks_tls(s)) {
+      fail_event(s, SK_EV_TLS_ON_TLS_PORT, SMTPKIT_STAGE_GREETING,
+                 "no greeting arrived, but a TLS handshake on this port "
+                 "works: it expects TLS at once (implicit TLS)");
+      return false;
+    }
+    fail_event(s, SK_EV_GREETING_TIMEOUT, SMTPKIT_STAGE_GREETING,
+               "connected, but no greeting arrived in time");
+    return false;
+  }
+  if (s->sm.state == SK_ST_DOT && (ev == SK_EV_CLOSED || ev == SK_EV_TIMEOUT)) {
+    fail_event(s, SK_EV_CLOSED_AFTER_DATA, stage,
+               "the connection ended after the message was sent but before "
+               "the server confirmed it: it may or may not have been "
+               "accepted");
+    return false;
+  }
+  fail_event(s, ev, stage, s->conn.detail);
+  return false;
+}
+
+/* Runs the state machine until it is ready, done or failed. */
+static bool drive(smtpkit_session *s, sk_action a, smtpkit_read_fn rd,
+                  void *rd_ctx);
+
+static bool stream_body(smtpkit_session *s, smtpkit_read_fn rd, void *ctx) {
+  enum { CHUNK = 65536 };
+  char *in = malloc(CHUNK), *out = malloc(2 * CHUNK + 8);
+  sk_encoder enc;
+  sk_encoder_init(&enc);
+  bool ok = in && out;
+  s->conn.deadline = sk_now_ms() + s->set.timeout_ms;
+  for (long n; ok && (n = rd(ctx, in, CHUNK)) != 0;) {
+    if (n < 0) {
+      /* Never end a message we could not read whole: drop the connection
+       * so the server discards what it got. */
+      free(in);
+      free(out);
+      fail_event(s, SK_EV_INTERNAL, SMTPKIT_STAGE_DATA,
+                 "could not read the message; nothing was delivered");
+      sk_conn_close(&s->conn);
+      s->connected = false;
+      return false;
+    }
+    size_t k = sk_encode(&enc, in, (size_t)n, out);
+    s->conn.deadline = sk_now_ms() + s->set.timeout_ms;
+    ok = sk_conn_write(&s->conn, out, k);
+  }
+  if (ok) {
+    size_t k = sk_encode_finish(&enc, out);
+    ok = sk_conn_write(&s->conn, out, k);
+  }
+  note(s, 'C', "<message: %lld bytes>", enc.bytes);
+  free(in);
+  free(out);
+  if (!ok) {
+    fail_event(s, SK_EV_CLOSED, SMTPKIT_STAGE_DATA, s->conn.detail);
+    return false;
+  }
+  return true;
+}
+
+static bool drive(smtpkit_session *s, sk_action a, smtpkit_read_fn rd,
+                  void *rd_ctx) {
+  for (int steps = 0; steps < 100000; steps++) {
+    switch (a) {
+    case SK_ACT_READY:
+    case SK_ACT_DONE:
+      return true;
+    case SK_ACT_FAIL:
+      take_sm_error(s);
+      note(s, '*', "failed: %s", smtpkit_cause_name(s->err.cause));
+      return false;
+    case SK_ACT_STARTTLS:
+      if (sk_reply_parser_pending(&s->rp) || sk_conn_has_unread(&s->conn)) {
+        fail_event(s, SK_EV_INJECTION, SMTPKIT_STAGE_STARTTLS,
+                   "the server sent data after its 220 to STARTTLS and "
+                   "before the TLS handshake (response injection)");
+        return false;
+      }
+      if (!start_tls(s, SMTPKIT_STAGE_STARTTLS))
+        return false;
+      a = sk_sm_tls_done(&s->sm);
+      continue;
+    case SK_ACT_BODY:
+      if (!stream_body(s, rd, rd_ctx))
+        return false;
+      a = sk_sm_body_sent(&s->sm);
+      continue;
+    case SK_ACT_WRITE_READ:
+      break;
+    }
+    if (!flush_out(s)) {
+      fail_event(s, s->sm.state == SK_ST_DOT ? SK_EV_CLOSED_AFTER_DATA
+                                             : SK_EV_CLOSED,
+                 sk_sm_stage(&s->sm), s->conn.detail);
+      return false;
+    }
+    smtpkit_reply r = {0};
+    sk_event ev = read_reply(s, &r);
+    if (ev != SK_EV_NONE)
+      return handle_read_failure(s, ev);
+    a = sk_sm_on_reply(&s->sm, &r);
+    sk_reply_clear(&r);
+  }
+  fail_event(s, SK_EV_INTERNAL, sk_sm_stage(&s->sm), "too many steps");
+  return false;
+}
+
+bool smtpkit_session_open(smtpkit_session *s) {
+  if (!s->set.host || !*s->set.host) {
+    fail_event(s, SK_EV_DNS, SMTPKIT_STAGE_CONNECT, "no server given");
+    return false;
+  }
+  long long deadline = sk_now_ms() + s->set.timeout_ms;
+  note(s, '*', "connecting to %s port %u (%s)", s->set.host, s->port,
+       smtpkit_tls_mode_name(s->mode));
+  sk_event ev = sk_conn_open(&s->conn, s->set.host, s->port, deadline);
+  if (ev != SK_EV_NONE) {
+    fail_event(s, ev, SMTPKIT_STAGE_CONNECT, s->conn.detail);
+    return false;
+  }
+  s->connected = true;
+  note(s, '*', "connected to %s", s->conn.peer);
+  if (s->mode == SMTPKIT_TLS_IMPLICIT && !start_tls(s, SMTPKIT_STAGE_CONNECT))
+    return false;
+  char helo[256];
+  default_helo(s, helo, sizeof helo);
+  smtpkit_settings eff = s->set;
+  eff.tls = s->mode;
+  s->set = eff;
+  sk_sm_init(&s->sm, &s->set, helo, s->mode == SMTPKIT_TLS_IMPLICIT);
+  s->sm_ready = true;
+  return drive(s, SK_ACT_WRITE_READ, NULL, NULL);
+}
+
+static void find_queue_id(smtpkit_session *s, const smtpkit_reply *r) {
+  s->queue_id[0] = '\0';
+  if (!r->text)
+    return;
+  static const char *const marks[] = {"queued as ", "id=", "OK id=", "Ok: "};
+  for (size_t i = 0; i < sizeof marks / sizeof *marks; i++) {
+    const char *p = sk_memcasestr(r->text, strlen(r->text), marks[i]);
+    if (!p)
+      continue;
+    p += strlen(marks[i]);
+    size_t n = strcspn(p, " \t\n;,)>");
+    if (n && n < sizeof s->queue_id) {
+      memcpy(s->queue_id, p, n);
+      s->queue_id[n] = '\0';
+      return;
+    }
+  }
+}
+
+bool smtpkit_session_send(smtpkit_session *s, const smtpkit_envelope *env,
+                          smtpkit_read_fn read, void *read_ctx) {
+  if (!s->connected || !s->sm_ready || s->sm.state != SK_ST_READY) {
+    fail_event(s, SK_EV_INTERNAL, SMTPKIT_STAGE_MAIL,
+               "the session is not ready to send");
+    return false;
+  }
+  sk_error_clear(&s->err);
+  bool ok = drive(s, sk_sm_begin(&s->sm, env), read, read_ctx);
+  if (!ok)
+    return false;
+  find_queue_id(s, &s->sm.data_reply);
+  if (s->sm.err.cause != SMTPKIT_CAUSE_ok)
+    take_sm_error(s); /* delivered, but some recipients were refused */
+  return true;
+}
+
+void smtpkit_session_close(smtpkit_session *s) {
+  if (!s->connected)
+    return;
+  if (s->sm_ready && (s->sm.state == SK_ST_READY ||
+                      (s->sm.state == SK_ST_FAILED &&
+                       s->err.cause != SMTPKIT_CAUSE_protocol_error &&
+                       s->err.cause != SMTPKIT_CAUSE_connection_lost &&
+                       s->err.cause != SMTPKIT_CAUSE_delivery_unknown))) {
+    unsigned saved = s->set.timeout_ms;
+    s->set.timeout_ms = saved < 5000 ? saved : 5000;
+    smtpkit_error keep = s->err;
+    memset(&s->err, 0, sizeof s->err);
+    sk_buf_consume(&s->sm.out, s->sm.out.len);
+    sk_buf_consume(&s->sm.shown, s->sm.shown.len);
+    if (sk_reply_parser_pending(&s->rp) == 0) {
+      sk_sm_quit(&s->sm);
+      if (flush_out(s)) {
+        smtpkit_reply r = {0};
+        if (read_reply(s, &r) == SK_EV_NONE)
+          sk_reply_clear(&r);
+      }
+    }
+    sk_error_clear(&s->err);
+    s->err = keep;
+    s->set.timeout_ms = saved;
+  }
+  sk_conn_close(&s->conn);
+  s->connected = false;
+}
+
+const char *smtpkit_session_tls_version(const smtpkit_session *s) {
+  return s->conn.tls_version[0] ? s->conn.tls_version : NULL;
+}
+
+const char *smtpkit_session_auth_mechanism(const smtpkit_session *s) {
+  return s->sm_ready && s->sm.authed ? s->sm.mech : NULL;
+}
+
+unsigned smtpkit_session_port(const smtpkit_session *s) { return s->port; }
+
+smtpkit_tls_mode smtpkit_session_tls_mode(const smtpkit_session *s) {
+  return s->mode;
+}
+
+size_t smtpkit_session_auth_attempts(const smtpkit_session *s,
+                                     const smtpkit_auth_attempt **out) {
+  *out = s->sm_ready ? s->sm.attempts : NULL;
+  return s->sm_ready ? s->sm.n_attempts : 0;
+}
+
+size_t smtpkit_session_rcpt_results(const smtpkit_session *s,
+                                    const smtpkit_rcpt_result **out) {
+  *out = s->sm_ready ? s->sm.rcpt : NULL;
+  return s->sm_ready && s->sm.env && s->sm.rcpt ? s->sm.rcpt_replies : 0;
+}
+
+const smtpkit_reply *smtpkit_session_data_reply(const smtpkit_session *s) {
+  return s->sm_ready && s->sm.data_reply.code ? &s->sm.data_reply : NULL;
+}
+
+const char *smtpkit_session_queue_id(const smtpkit_session *s) {
+  return s->queue_id[0] ? s->queue_id : NULL;
+}

@@ -1,0 +1,217 @@
+/*
+ * tls.c — TLS with OpenSSL 3 over memory BIOs.
+ *
+ * RFC 8314 (implicit TLS for submission), RFC 3207 (STARTTLS), RFC 6125
+ * (host-name checks, done by OpenSSL's X509_VERIFY_PARAM), RFC 6066 (SNI).
+ * TLS 1.2 is the minimum (RFC 8996 deprecates 1.0 and 1.1).
+ *
+ * OpenSSL reads and writes memory BIOs; this file moves the bytes over the
+ * socket itself. That keeps every wait under the connection's deadline and
+ * lets us see the raw bytes a failed handshake met: an SMTP banner
+ * ("220 ...") means the port speaks plain SMTP first.
+ */
+#include "conn.h"
+
+#include <ctype.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
+#include <string.h>
+
+SSL_CTX *sk_tls_ctx_new(const char *ca_file, bool insecure, char *err,
+                        size_t errlen) {
+  SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+  if (!ctx) {
+    snprintf(err, errlen, "cannot create a TLS context");
+    return NULL;
+  }
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  SSL_CTX_set_verify(ctx, insecure ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, NULL);
+  SSL_CTX_set_default_verify_paths(ctx);
+  if (ca_file && SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
+    unsigned long e = ERR_get_error();
+    snprintf(err, errlen, "cannot load CA certificates from %s: %s", ca_file,
+             e ? ERR_reason_error_string(e) : "no certificates found");
+    SSL_CTX_free(ctx);
+    return NULL;
+  }
+  return ctx;
+}
+
+static bool is_ip_literal(const char *host) {
+  for (const char *p = host; *p; p++)
+    if (!isdigit((unsigned char)*p) && *p != '.' && *p != ':' &&
+        !isxdigit((unsigned char)*p))
+      return false;
+  return strchr(host, ':') || strspn(host, "0123456789.") == strlen(host);
+}
+
+static bool flush_out(sk_conn *c) {
+  char buf[16384];
+  while (BIO_ctrl_pending(c->wbio) > 0) {
+    int n = BIO_read(c->wbio, buf, sizeof buf);
+    if (n <= 0)
+      break;
+    if (!sk_raw_write(c, buf, (size_t)n))
+      return false;
+  }
+  return true;
+}
+
+/* Moves what the server sent into OpenSSL: >0, 0 (closed), -1, -2. */
+static long fill_in(sk_conn *c) {
+  char buf[16384];
+  long n = sk_raw_read(c, buf, sizeof buf);
+  if (n > 0)
+    BIO_write(c->rbio, buf, (int)n);
+  return n;
+}
+
+static bool looks_like_smtp_banner(const sk_conn *c) {
+  const unsigned char *b = c->first_raw;
+  return c->first_raw_len >= 4 && b[0] >= '2' && b[0] <= '5' &&
+         isdigit(b[1]) && isdigit(b[2]) && (b[3] == ' ' || b[3] == '-');
+}
+
+static sk_event verify_event(sk_conn *c) {
+  long v = SSL_get_verify_result(c->ssl);
+  c->verify_error = (int)v;
+  snprintf(c->detail, sizeof c->detail, "certificate verification failed: %s",
+           X509_verify_cert_error_string(v));
+  switch (v) {
+  case X509_V_ERR_HOSTNAME_MISMATCH:
+  case X509_V_ERR_IP_ADDRESS_MISMATCH:
+  case X509_V_ERR_EMAIL_MISMATCH:
+    return SK_EV_CERT_NAME;
+  case X509_V_ERR_CERT_HAS_EXPIRED:
+  case X509_V_ERR_CERT_NOT_YET_VALID:
+    return SK_EV_CERT_EXPIRED;
+  default:
+    return SK_EV_CERT_UNTRUSTED;
+  }
+}
+
+static sk_event handshake_event(sk_conn *c, unsigned long e) {
+  if (looks_like_smtp_banner(c)) {
+    snprintf(c->detail, sizeof c->detail,
+             "TLS handshake answered by a plain SMTP banner (\"%.3s ...\")",
+             (const char *)c->first_raw);
+    return SK_EV_TLS_PLAIN_BANNER;
+  }
+  if (SSL_get_verify_result(c->ssl) != X509_V_OK)
+    return verify_event(c);
+  int reason = ERR_GET_REASON(e);
+  char msg[160];
+  ERR_error_string_n(e, msg, sizeof msg);
+  snprintf(c->detail, sizeof c->detail, "TLS handshake failed: %s",
+           e ? msg : "connection closed by the server");
+  if (reason == SSL_R_TLSV1_ALERT_PROTOCOL_VERSION ||
+      reason == SSL_R_UNSUPPORTED_PROTOCOL ||
+      reason == SSL_R_NO_PROTOCOLS_AVAILABLE ||
+      reason == SSL_R_VERSION_TOO_LOW)
+    return SK_EV_TLS_VERSION;
+  return SK_EV_TLS_HANDSHAKE;
+}
+
+sk_event sk_tls_start(sk_conn *c, SSL_CTX *ctx, const char *host,
+                      bool insecure) {
+  c->ssl = SSL_new(ctx);
+  c->rbio = BIO_new(BIO_s_mem());
+  c->wbio = BIO_new(BIO_s_mem());
+  if (!c->ssl || !c->rbio || !c->wbio) {
+    snprintf(c->detail, sizeof c->detail, "out of memory starting TLS");
+    return SK_EV_INTERNAL;
+  }
+  BIO_set_mem_eof_return(c->rbio, -1);
+  SSL_set_bio(c->ssl, c->rbio, c->wbio);
+  if (!is_ip_literal(host))
+    SSL_set_tlsext_host_name(c->ssl, host);
+  if (!insecure) {
+    if (is_ip_literal(host))
+      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), host);
+    else
+      SSL_set1_host(c->ssl, host);
+  }
+  ERR_clear_error();
+  c->handshaking = true;
+  c->first_raw_len = 0;
+  sk_event ev = SK_EV_NONE;
+  for (int rounds = 0; rounds < 64; rounds++) {
+    int r = SSL_connect(c->ssl);
+    if (!flush_out(c)) {
+      ev = SK_EV_CLOSED;
+      break;
+    }
+    if (r == 1)
+      break;
+    int err = SSL_get_error(c->ssl, r);
+    if (err != SSL_ERROR_WANT_READ) {
+      ev = handshake_event(c, ERR_peek_last_error());
+      break;
+    }
+    long n = fill_in(c);
+    if (n == -1) {
+      snprintf(c->detail, sizeof c->detail,
+               "TLS handshake: no answer from the server in time");
+      ev = SK_EV_TIMEOUT;
+      break;
+    }
+    if (n <= 0) {
+      ev = handshake_event(c, ERR_peek_last_error());
+      break;
+    }
+  }
+  c->handshaking = false;
+  ERR_clear_error();
+  if (ev == SK_EV_NONE)
+    snprintf(c->tls_version, sizeof c->tls_version, "%s",
+             SSL_get_version(c->ssl));
+  return ev;
+}
+
+long sk_tls_read(sk_conn *c, char *buf, size_t cap) {
+  for (int rounds = 0; rounds < 1024; rounds++) {
+    int n = SSL_read(c->ssl, buf, (int)(cap > 1 << 30 ? 1 << 30 : cap));
+    if (n > 0)
+      return n;
+    int err = SSL_get_error(c->ssl, n);
+    if (err == SSL_ERROR_ZERO_RETURN)
+      return 0;
+    if (err != SSL_ERROR_WANT_READ) {
+      snprintf(c->detail, sizeof c->detail, "TLS error while reading");
+      ERR_clear_error();
+      return -2;
+    }
+    if (!flush_out(c))
+      return -2;
+    long k = fill_in(c);
+    if (k <= 0)
+      return k;
+  }
+  return -2;
+}
+
+bool sk_tls_write(sk_conn *c, const void *p, size_t n) {
+  const char *s = p;
+  while (n) {
+    int chunk = n > 65536 ? 65536 : (int)n;
+    int k = SSL_write(c->ssl, s, chunk);
+    if (k <= 0) {
+      snprintf(c->detail, sizeof c->detail, "TLS error while writing");
+      ERR_clear_error();
+      return false;
+    }
+    s += k;
+    n -= (size_t)k;
+    if (!flush_out(c))
+      return false;
+  }
+  return true;
+}
+
+void sk_tls_free(sk_conn *c) {
+  if (c->ssl)
+    SSL_free(c->ssl); /* frees both BIOs */
+  c->ssl = NULL;
+  c->rbio = c->wbio = NULL;
+}
