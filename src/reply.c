@@ -103,6 +103,20 @@ static void enhanced_trailer(const char *s, size_t n, char out[16]) {
   out[k] = '\0';
 }
 
+/* Can these first bytes of an unfinished line still become a reply line?
+ * Lets binary garbage fail at once instead of after a time-out. */
+static bool plausible_start(const char *s, size_t n) {
+  for (size_t i = 0; i < n && i < 4; i++) {
+    unsigned char c = (unsigned char)s[i];
+    bool ok = i == 0   ? c >= '2' && c <= '5'
+              : i < 3 ? isdigit(c)
+                      : c == ' ' || c == '-' || c == '\r';
+    if (!ok)
+      return false;
+  }
+  return true;
+}
+
 static int fail(sk_reply_parser *p, const char *why) {
   snprintf(p->error, sizeof p->error, "%s", why);
   return SK_RP_ERROR;
@@ -150,6 +164,8 @@ int sk_reply_parser_next(sk_reply_parser *p, smtpkit_reply *out, char **raw) {
     if (!nl) {
       if (p->in.len >= SK_REPLY_MAX_LINE)
         return fail(p, "reply line too long");
+      if (!plausible_start(p->in.data, p->in.len))
+        return fail(p, "reply line does not start with a reply code");
       return SK_RP_MORE;
     }
     size_t n = (size_t)(nl - p->in.data);
