@@ -227,6 +227,12 @@ const char *smtpkit_session_queue_id(const smtpkit_session *s);
 /* Wipes len bytes at p in a way the compiler does not remove. */
 void smtpkit_wipe(void *p, size_t len);
 
+/* ---- classification and explanation (kb.c, explain.c) ---- */
+
+/* ---- lab server (lab.c) ---- */
+
+/* ---- probing and diagnosis (probe.c, doctor.c) ---- */
+
 #pragma GCC visibility pop
 
 #ifdef __cplusplus

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what smtpkit needs on Debian 12, only when something is missing.
+#
+#   scripts/deps.sh build   compiler, CMake, OpenSSL 3, GNU SASL, cmocka
+#   scripts/deps.sh test    build + the real servers the interop tests start
+#                           (Postfix + Dovecot, Exim, nodemailer's
+#                           smtp-server, aiosmtpd)
+set -euo pipefail
+
+build_pkgs=(gcc make cmake pkg-config libssl-dev libgsasl-dev libcmocka-dev
+            openssl ca-certificates)
+test_pkgs=(python3 python3-aiosmtpd nodejs npm)
+
+missing=()
+want() {
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||
+      missing+=("$p")
+  done
+}
+
+sudo_() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+what=${1:-build}
+want "${build_pkgs[@]}"
+[ "$what" = test ] && want "${test_pkgs[@]}"
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "deps: installing ${missing[*]}"
+  sudo_ apt-get update -qq
+  sudo_ env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+    --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if [ "$what" = test ]; then
+  here=$(cd "$(dirname "$0")/.." && pwd)
+  for s in postfix_dovecot exim nodemailer aiosmtpd; do
+    bash "$here/tests/interop/$s.sh" install
+  done
+fi
