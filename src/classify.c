@@ -157,11 +157,12 @@ static smtpkit_cause stage_reply(const smtpkit_reply *r, smtpkit_stage stage,
 }
 
 void sk_classify_reply(smtpkit_error *err, smtpkit_stage stage,
-                       const smtpkit_reply *reply, bool authed) {
+                       const smtpkit_reply *reply, const sk_context *ctx) {
   sk_reply_clear(&err->reply);
   sk_reply_copy(&err->reply, reply);
   err->stage = stage;
-  smtpkit_cause c = stage_reply(reply, stage, authed);
+  err->provider = ctx ? ctx->provider : NULL;
+  smtpkit_cause c = stage_reply(reply, stage, ctx && ctx->authed);
   if (c == SMTPKIT_CAUSE_COUNT)
     c = enhanced_meaning(reply, stage);
   if (c == SMTPKIT_CAUSE_COUNT) {

@@ -126,10 +126,20 @@ typedef enum sk_event {
 } sk_event;
 
 void sk_classify_event(smtpkit_error *err, sk_event ev, smtpkit_stage stage);
-/* Classifies a server reply at a stage; keeps a copy of the reply. authed
- * tells whether AUTH succeeded earlier in the session. */
+/* What the classifier may know besides the reply itself. */
+typedef struct sk_context {
+  const char *provider;  /* provider id from host name or banner, or NULL */
+  const char *host;      /* the host name the user gave */
+  const char *banner;    /* greeting text, or NULL */
+  const char *user;      /* login name, or NULL */
+  const char *mechanism; /* SASL mechanism of the failed AUTH, or NULL */
+  bool authed;           /* AUTH succeeded earlier in the session */
+  bool tls;              /* the connection is encrypted */
+} sk_context;
+
+/* Classifies a server reply at a stage; keeps a copy of the reply. */
 void sk_classify_reply(smtpkit_error *err, smtpkit_stage stage,
-                       const smtpkit_reply *reply, bool authed);
+                       const smtpkit_reply *reply, const sk_context *ctx);
 
 /* ---- util.c: errors ---- */
 void sk_error_clear(smtpkit_error *e);

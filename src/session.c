@@ -60,6 +60,8 @@ void sk_sm_free(sk_sm *m) {
   free_rcpt(m);
   sk_reply_clear(&m->data_reply);
   sk_caps_free(&m->caps);
+  free(m->banner);
+  m->banner = NULL;
   sk_buf_free(&m->out);
   sk_buf_free(&m->shown);
   sk_error_clear(&m->err);
@@ -104,8 +106,20 @@ static void send_cmd(sk_sm *m, const char *wire, const char *shown) {
   sk_buf_append(&m->shown, "\n", 1);
 }
 
+sk_context sk_sm_context(const sk_sm *m) {
+  sk_context c = {.provider = m->provider,
+                  .host = m->set->host,
+                  .banner = m->banner,
+                  .user = m->set->user,
+                  .mechanism = m->mech[0] ? m->mech : NULL,
+                  .authed = m->authed,
+                  .tls = m->tls_active};
+  return c;
+}
+
 static sk_action fail_reply(sk_sm *m, const smtpkit_reply *r) {
-  sk_classify_reply(&m->err, sk_sm_stage(m), r, m->authed);
+  sk_context ctx = sk_sm_context(m);
+  sk_classify_reply(&m->err, sk_sm_stage(m), r, &ctx);
   set_state(m, SK_ST_FAILED);
   return SK_ACT_FAIL;
 }
@@ -388,8 +402,10 @@ static sk_action on_rcpt(sk_sm *m, const smtpkit_reply *r) {
   sk_reply_copy(&res->reply, r);
   if (res->accepted)
     m->accepted++;
-  else if (!m->txn_failed && m->err.cause == SMTPKIT_CAUSE_ok)
-    sk_classify_reply(&m->err, SMTPKIT_STAGE_RCPT, r, m->authed);
+  else if (!m->txn_failed && m->err.cause == SMTPKIT_CAUSE_ok) {
+    sk_context ctx = sk_sm_context(m);
+    sk_classify_reply(&m->err, SMTPKIT_STAGE_RCPT, r, &ctx);
+  }
   return next_rcpt_or_data(m);
 }
 
@@ -440,6 +456,8 @@ sk_action sk_sm_quit(sk_sm *m) {
 sk_action sk_sm_on_reply(sk_sm *m, const smtpkit_reply *r) {
   switch (m->state) {
   case SK_ST_GREETING:
+    free(m->banner);
+    m->banner = sk_strdup(r->text);
     return r->code == 220 ? send_ehlo(m) : fail_reply(m, r);
   case SK_ST_EHLO:
     return on_ehlo(m, r);

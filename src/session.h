@@ -59,6 +59,9 @@ typedef struct sk_sm {
   bool txn_failed;
   smtpkit_reply data_reply;
 
+  char *banner;         /* greeting text */
+  const char *provider; /* provider id, if known (set by the caller) */
+
   sk_buf out;    /* bytes to write */
   sk_buf shown;  /* transcript lines for them, '\n'-terminated */
   smtpkit_error err;
@@ -78,5 +81,7 @@ sk_action sk_sm_quit(sk_sm *m);
 sk_action sk_sm_fail_event(sk_sm *m, sk_event ev, const char *detail);
 /* The stage a reply in the current state belongs to. */
 smtpkit_stage sk_sm_stage(const sk_sm *m);
+/* What the classifier should know about this session now. */
+sk_context sk_sm_context(const sk_sm *m);
 
 #endif
