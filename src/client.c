@@ -336,6 +336,7 @@ static bool drive(smtpkit_session *s, sk_action a, smtpkit_read_fn rd,
       }
       if (!start_tls(s, SMTPKIT_STAGE_STARTTLS))
         return false;
+      sk_tls_channel_binding(&s->conn, s->sm.cb_type, s->sm.cb_data);
       a = sk_sm_tls_done(&s->sm);
       continue;
     case SK_ACT_BODY:
@@ -377,16 +378,18 @@ bool smtpkit_session_open(smtpkit_session *s) {
     return false;
   }
   s->connected = true;
-  note(s, '*', "connected to %s", s->conn.peer);
+  note(s, '*', "connected to %s from local port %u", s->conn.peer,
+       s->conn.local_port);
   if (s->mode == SMTPKIT_TLS_IMPLICIT && !start_tls(s, SMTPKIT_STAGE_CONNECT))
     return false;
   char helo[256];
   default_helo(s, helo, sizeof helo);
-  smtpkit_settings eff = s->set;
-  eff.tls = s->mode;
-  s->set = eff;
+  s->set.tls = s->mode;
+  s->set.port = s->port;
   sk_sm_init(&s->sm, &s->set, helo, s->mode == SMTPKIT_TLS_IMPLICIT);
   s->sm_ready = true;
+  if (s->mode == SMTPKIT_TLS_IMPLICIT)
+    sk_tls_channel_binding(&s->conn, s->sm.cb_type, s->sm.cb_data);
   return drive(s, SK_ACT_WRITE_READ, NULL, NULL);
 }
 

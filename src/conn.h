@@ -14,6 +14,7 @@ typedef struct sk_conn {
   long long deadline;  /* monotonic ms; reads and writes give up after it */
   char local_literal[72]; /* "[127.0.0.1]" / "[IPv6:::1]" for EHLO */
   char peer[72];          /* "127.0.0.1:587" */
+  unsigned local_port;
   unsigned char first_raw[16]; /* first bytes received during a handshake */
   size_t first_raw_len;
   bool handshaking;
@@ -50,5 +51,8 @@ sk_event sk_tls_start(sk_conn *c, SSL_CTX *ctx, const char *host,
 long sk_tls_read(sk_conn *c, char *buf, size_t cap);
 bool sk_tls_write(sk_conn *c, const void *p, size_t n);
 void sk_tls_free(sk_conn *c);
+/* Channel-binding data for SCRAM-*-PLUS: tls-exporter on TLS 1.3,
+ * tls-unique on TLS 1.2. */
+bool sk_tls_channel_binding(sk_conn *c, char type[16], char data_b64[128]);
 
 #endif

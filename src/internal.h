@@ -133,6 +133,7 @@ typedef struct sk_context {
   const char *banner;    /* greeting text, or NULL */
   const char *user;      /* login name, or NULL */
   const char *mechanism; /* SASL mechanism of the failed AUTH, or NULL */
+  const char *oauth_error; /* decoded JSON error challenge, or NULL */
   bool authed;           /* AUTH succeeded earlier in the session */
   bool tls;              /* the connection is encrypted */
 } sk_context;

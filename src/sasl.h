@@ -10,6 +10,10 @@ typedef struct sk_sasl sk_sasl;
 
 typedef struct sk_sasl_creds {
   const char *user;
+  const char *host;          /* for OAUTHBEARER's host= */
+  unsigned port;             /* for OAUTHBEARER's port= */
+  const char *cb_type;       /* "tls-exporter", "tls-unique" or NULL */
+  const char *cb_data;       /* base64 channel-binding data */
   smtpkit_secret_fn password;
   void *password_ctx;
   smtpkit_secret_fn token;
@@ -35,6 +39,10 @@ sk_sasl *sk_sasl_start(const char *mech, const sk_sasl_creds *creds,
  * base64 text to send. */
 int sk_sasl_step(sk_sasl *s, const char *challenge, char **response,
                  char *err, size_t errlen);
+/* The error a token mechanism's server sent as a JSON challenge
+ * (RFC 7628 §3.2.2; Google's and Microsoft's XOAUTH2 do the same):
+ * "status=401 scope=... schemes=bearer", or NULL when none came. */
+const char *sk_sasl_oauth_error(const sk_sasl *s);
 /* Ends the exchange and wipes every secret it held. */
 void sk_sasl_end(sk_sasl *s);
 /* Frees and wipes a response string returned above. */
@@ -43,8 +51,8 @@ void sk_sasl_free_response(char *r);
 /* Orders the mechanisms to try: the server's offer filtered by what we
  * have (password or token), by TLS, and by the user's restriction list
  * ("A,B", in that order). Writes up to max names into out; returns count. */
-size_t sk_sasl_plan(const sk_caps *caps, bool tls, bool have_password,
-                    bool have_token, bool allow_plaintext,
+size_t sk_sasl_plan(const sk_caps *caps, bool tls, bool channel_binding,
+                    bool have_password, bool have_token, bool allow_plaintext,
                     const char *restrict_list, char out[][32], size_t max);
 
 /* After a failed attempt classified as cause: is another mechanism worth

@@ -112,6 +112,7 @@ sk_context sk_sm_context(const sk_sm *m) {
                   .banner = m->banner,
                   .user = m->set->user,
                   .mechanism = m->mech[0] ? m->mech : NULL,
+                  .oauth_error = m->oauth_error[0] ? m->oauth_error : NULL,
                   .authed = m->authed,
                   .tls = m->tls_active};
   return c;
@@ -182,7 +183,12 @@ static sk_action start_next_mech(sk_sm *m) {
   if (m->next_mech >= m->n_plan || m->n_attempts >= SK_MAX_AUTH_ATTEMPTS)
     return SK_ACT_FAIL;
   sk_strlcpy(m->mech, m->plan[m->next_mech++], sizeof m->mech);
+  m->oauth_error[0] = '\0';
   sk_sasl_creds creds = {.user = m->set->user,
+                         .host = m->set->host,
+                         .port = m->set->port,
+                         .cb_type = m->cb_type[0] ? m->cb_type : NULL,
+                         .cb_data = m->cb_data[0] ? m->cb_data : NULL,
                          .password = m->set->password,
                          .password_ctx = m->set->password_ctx,
                          .token = m->set->oauth2_token,
@@ -210,7 +216,8 @@ static sk_action begin_auth(sk_sm *m) {
         !m->tls_active && m->caps.starttls
             ? "the server offers AUTH only after STARTTLS"
             : "the server does not offer AUTH; credentials were not sent");
-  m->n_plan = sk_sasl_plan(&m->caps, m->tls_active, m->set->password != NULL,
+  m->n_plan = sk_sasl_plan(&m->caps, m->tls_active, m->cb_type[0] != '\0',
+                           m->set->password != NULL,
                            m->set->oauth2_token != NULL,
                            m->set->allow_plaintext_auth, m->set->mechanisms,
                            m->plan, SK_MAX_MECHS);
@@ -234,6 +241,9 @@ static sk_action on_auth(sk_sm *m, const smtpkit_reply *r) {
     char *resp = NULL, err[160] = "";
     int rc = sk_sasl_step(m->sasl, r->text ? r->text : "", &resp, err,
                           sizeof err);
+    if (sk_sasl_oauth_error(m->sasl))
+      sk_strlcpy(m->oauth_error, sk_sasl_oauth_error(m->sasl),
+                 sizeof m->oauth_error);
     if (rc == SK_SASL_ERROR) {
       sk_sasl_free_response(resp);
       /* RFC 4954 §4: "*" cancels the exchange; the server answers 501. */
@@ -256,6 +266,9 @@ static sk_action on_auth(sk_sm *m, const smtpkit_reply *r) {
     return SK_ACT_READY;
   }
   fail_reply(m, r);
+  if (m->oauth_error[0])
+    sk_error_detail(&m->err, "the server rejected the OAuth2 token: %s",
+                    m->oauth_error);
   if (sk_sasl_should_fall_back(m->mech, m->err.cause, r, m->tls_active,
                                m->plan + m->next_mech,
                                m->n_plan - m->next_mech) &&

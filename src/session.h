@@ -44,6 +44,9 @@ typedef struct sk_sm {
   size_t n_plan, next_mech;
   sk_sasl *sasl;
   char *pending_ir; /* initial response too long for the AUTH line */
+  char oauth_error[256]; /* what a token mechanism's server said */
+  char cb_type[16];      /* channel binding available on this TLS session */
+  char cb_data[128];     /* its data, base64 */
   char mech[32];
   bool authed;
   smtpkit_auth_attempt attempts[SK_MAX_AUTH_ATTEMPTS];

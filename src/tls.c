@@ -16,6 +16,7 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 SSL_CTX *sk_tls_ctx_new(const char *ca_file, bool insecure, char *err,
@@ -214,4 +215,34 @@ void sk_tls_free(sk_conn *c) {
     SSL_free(c->ssl); /* frees both BIOs */
   c->ssl = NULL;
   c->rbio = c->wbio = NULL;
+}
+
+bool sk_tls_channel_binding(sk_conn *c, char type[16], char data_b64[128]) {
+  unsigned char cb[64];
+  size_t n = 0;
+  if (!c->ssl)
+    return false;
+  if (SSL_version(c->ssl) >= TLS1_3_VERSION) {
+    /* RFC 9266 §2: 32 bytes, label "EXPORTER-Channel-Binding", no context */
+    static const char label[] = "EXPORTER-Channel-Binding";
+    if (SSL_export_keying_material(c->ssl, cb, 32, label, sizeof label - 1,
+                                   NULL, 0, 0) != 1)
+      return false;
+    n = 32;
+    snprintf(type, 16, "tls-exporter");
+  } else {
+    /* RFC 5929 §3.1: the first Finished message of the handshake; for a
+     * full handshake (we never resume) that is the client's. */
+    n = SSL_get_finished(c->ssl, cb, sizeof cb);
+    if (n == 0 || n > sizeof cb)
+      return false;
+    snprintf(type, 16, "tls-unique");
+  }
+  char *b = sk_base64_encode(cb, n);
+  smtpkit_wipe(cb, sizeof cb);
+  if (!b)
+    return false;
+  sk_strlcpy(data_b64, b, 128);
+  free(b);
+  return true;
 }

@@ -141,7 +141,7 @@ sk_event sk_conn_open(sk_conn *c, const char *host, unsigned port,
   socklen_t sl = sizeof ss;
   if (getsockname(c->fd, (struct sockaddr *)&ss, &sl) == 0)
     describe_addr((struct sockaddr *)&ss, c->local_literal,
-                  sizeof c->local_literal, true, NULL);
+                  sizeof c->local_literal, true, &c->local_port);
   return SK_EV_NONE;
 }
 
