@@ -9,7 +9,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib/testlib.sh"
 . "$STATE/env"
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+trap 'rm -rf "$work" "$XDG_STATE_HOME"' EXIT
 
 printf 'correct horse\n' >"$work/pw"
 printf 'wrong horse\n' >"$work/bad"
@@ -97,6 +97,19 @@ expect_rc "wrong password" 77
 expect_json "wrong password: cause" cause bad_credentials
 expect_json "wrong password: stage" stage auth
 printf '%s' "$OUT" >"$work/json-bad"
+
+# The lock-out guard: the same refused password is not sent again.
+run send -s "localhost:$PF_SUBMISSION_PORT" -u alice --password-file "$work/bad" \
+  "${common[@]}" --subject x --body y --json -v
+expect_rc "same wrong password again: held back" 77
+check "same wrong password again: says it was not sent" \
+  eval 'json detail | grep -q "not sent"'
+check "same wrong password again: no connection made" \
+  eval '! printf "%s" "$ERR" | grep -q "connected to"'
+run send -s "localhost:$PF_SUBMISSION_PORT" -u alice --password-file "$work/bad" \
+  "${common[@]}" --subject x --body y --json --force-auth
+expect_rc "--force-auth sends it anyway" 77
+expect_json "--force-auth: the server refused it" reply.code 535
 
 # The hashed-password user: SCRAM is offered but cannot work; PLAIN can.
 run send -s "localhost:$PF_SUBMISSION_PORT" -u hashed --password-file "$work/hashed" \

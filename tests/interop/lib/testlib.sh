@@ -4,6 +4,10 @@
 # "N passed, N failed" line and sets the exit status.
 PASS=0
 FAIL=0
+# The lock-out guard's memory lives here, not in the user's home.
+XDG_STATE_HOME=$(mktemp -d /tmp/smtpkit-test-state.XXXXXX)
+export XDG_STATE_HOME
+trap 'rm -rf "$XDG_STATE_HOME"' EXIT
 ok() { PASS=$((PASS + 1)); echo "ok - $*"; }
 not_ok() { FAIL=$((FAIL + 1)); echo "not ok - $*"; }
 check() { local d=$1; shift; if "$@"; then ok "$d"; else not_ok "$d"; fi; }
