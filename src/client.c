@@ -14,6 +14,7 @@
 #include "session.h"
 
 #include <netdb.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -275,6 +276,23 @@ static bool handle_read_failure(smtpkit_session *s, sk_event ev) {
   return false;
 }
 
+/* While the message is being sent: has the server closed the connection
+ * or already answered (an early rejection)? Looks without waiting. A close
+ * before our end-of-data means the message was certainly not delivered. */
+static bool peer_interrupted(smtpkit_session *s) {
+  struct pollfd p = {.fd = s->conn.fd, .events = POLLIN};
+  if (poll(&p, 1, 0) <= 0)
+    return false;
+  char buf[4096];
+  s->conn.deadline = sk_now_ms() + 200;
+  long n = sk_conn_read(&s->conn, buf, sizeof buf);
+  if (n > 0) {
+    sk_reply_parser_feed(&s->rp, buf, (size_t)n);
+    return true;
+  }
+  return n == 0 || n == -2;
+}
+
 /* Runs the state machine until it is ready, done or failed. */
 static bool drive(smtpkit_session *s, sk_action a, smtpkit_read_fn rd,
                   void *rd_ctx);
@@ -300,7 +318,27 @@ static bool stream_body(smtpkit_session *s, smtpkit_read_fn rd, void *ctx) {
     }
     size_t k = sk_encode(&enc, in, (size_t)n, out);
     s->conn.deadline = sk_now_ms() + s->set.timeout_ms;
-    ok = sk_conn_write(&s->conn, out, k);
+    ok = sk_conn_write(&s->conn, out, k) && !peer_interrupted(s);
+  }
+  if (!ok && sk_reply_parser_pending(&s->rp)) {
+    /* The server answered in the middle of the message. */
+    free(in);
+    free(out);
+    note(s, 'C', "<message: %lld bytes, not finished>", enc.bytes);
+    smtpkit_reply r = {0};
+    if (read_reply(s, &r) == SK_EV_NONE) {
+      sk_action a = sk_sm_on_reply(&s->sm, &r);
+      sk_reply_clear(&r);
+      if (a == SK_ACT_FAIL)
+        take_sm_error(s);
+      else
+        fail_event(s, SK_EV_GARBLED, SMTPKIT_STAGE_DATA,
+                   "the server answered before the end of the message");
+    } else
+      fail_event(s, SK_EV_GARBLED, SMTPKIT_STAGE_DATA, s->conn.detail);
+    sk_conn_close(&s->conn);
+    s->connected = false;
+    return false;
   }
   if (ok) {
     size_t k = sk_encode_finish(&enc, out);
@@ -310,7 +348,9 @@ static bool stream_body(smtpkit_session *s, smtpkit_read_fn rd, void *ctx) {
   free(in);
   free(out);
   if (!ok) {
-    fail_event(s, SK_EV_CLOSED, SMTPKIT_STAGE_DATA, s->conn.detail);
+    fail_event(s, SK_EV_CLOSED, SMTPKIT_STAGE_DATA,
+               "the connection was lost while the message was being sent, "
+               "before its end: it was not delivered");
     return false;
   }
   return true;

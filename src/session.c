@@ -467,6 +467,10 @@ sk_action sk_sm_quit(sk_sm *m) {
 }
 
 sk_action sk_sm_on_reply(sk_sm *m, const smtpkit_reply *r) {
+  /* RFC 5321 §3.8: 421 means the server is closing the channel, whatever
+   * was pipelined after the command it answers. */
+  if (r->code == 421 && m->state != SK_ST_QUIT)
+    return fail_reply(m, r);
   switch (m->state) {
   case SK_ST_GREETING:
     free(m->banner);
