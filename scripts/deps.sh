@@ -5,11 +5,13 @@
 #   scripts/deps.sh test    build + the real servers the interop tests start
 #                           (Postfix + Dovecot, Exim, nodemailer's
 #                           smtp-server, aiosmtpd)
+#   scripts/deps.sh fuzz    build + clang and libFuzzer
 set -euo pipefail
 
 build_pkgs=(gcc make cmake pkg-config libssl-dev libgsasl-dev libcmocka-dev
             openssl ca-certificates)
 test_pkgs=(python3 python3-aiosmtpd nodejs npm)
+fuzz_pkgs=(clang libclang-rt-14-dev)
 
 missing=()
 want() {
@@ -24,6 +26,7 @@ sudo_() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 what=${1:-build}
 want "${build_pkgs[@]}"
 [ "$what" = test ] && want "${test_pkgs[@]}"
+[ "$what" = fuzz ] && want "${fuzz_pkgs[@]}"
 if [ ${#missing[@]} -gt 0 ]; then
   echo "deps: installing ${missing[*]}"
   sudo_ apt-get update -qq
