@@ -11,5 +11,11 @@ typedef struct command {
 
 int cmd_send(int argc, char **argv);
 void help_send(void);
+int cmd_explain(int argc, char **argv);
+void help_explain(void);
+int cmd_lab(int argc, char **argv);
+void help_lab(void);
+int cmd_demo(int argc, char **argv);
+void help_demo(void);
 
 #endif

@@ -229,7 +229,160 @@ void smtpkit_wipe(void *p, size_t len);
 
 /* ---- classification and explanation (kb.c, explain.c) ---- */
 
+#define SMTPKIT_ADVICE_MAX_FIX 12
+#define SMTPKIT_ADVICE_MAX_REFS 8
+
+/* What a cause means and how to fix it, from the knowledge base: the
+ * provider's own steps where the provider is known and has some, else the
+ * generic steps of the cause. Every string is static: copy the struct
+ * freely, free nothing. */
+typedef struct smtpkit_advice {
+  smtpkit_cause cause;
+  const char *provider;      /* provider id (SPEC §3), or NULL */
+  const char *provider_name; /* "Google (Gmail / Workspace)", or NULL */
+  const char *summary;       /* one sentence: what the cause means */
+  const char *why;  /* why it happens even with correct credentials; "" */
+  const char *note; /* what is known of this very reply text, or NULL */
+  size_t n_fix;
+  const char *fix[SMTPKIT_ADVICE_MAX_FIX]; /* steps, in order */
+  size_t n_references;
+  const char *references[SMTPKIT_ADVICE_MAX_REFS]; /* URLs, RFC sections */
+} smtpkit_advice;
+
+/* One sentence saying what a cause means; "" for an out-of-range value. */
+const char *smtpkit_cause_summary(smtpkit_cause cause);
+
+/* Advice for a cause at a provider (provider may be NULL). */
+void smtpkit_cause_advice(smtpkit_cause cause, const char *provider,
+                          smtpkit_advice *out);
+
+/* Advice for a failure: err's cause and provider, plus what the knowledge
+ * base knows of err's reply text (its note and source). This is what send
+ * and doctor print under a failure. */
+void smtpkit_error_advice(const smtpkit_error *err, smtpkit_advice *out);
+
+/* Display name of a provider id ("microsoft" -> "Microsoft 365 / Exchange
+ * Online / Outlook.com"), or NULL when the id is unknown. */
+const char *smtpkit_provider_name(const char *id);
+/* The id of the i-th provider the knowledge base knows (i from 0), or
+ * NULL past the last one. */
+const char *smtpkit_provider_id(size_t i);
+
+/* The result of reading a pasted error text. */
+typedef struct smtpkit_explanation {
+  bool found;          /* an SMTP error reply, an enhanced status code or a
+                          known socket/TLS error was found in the text */
+  bool reply_found;    /* ... and it was a server reply (code and/or
+                          enhanced code), not a client-side error */
+  bool success_only;   /* the text holds only success replies (2xx/3xx) */
+  smtpkit_cause cause; /* unknown when found is false */
+  bool transient;
+  smtpkit_stage stage; /* as far as the text tells; NONE when it does not */
+  int code;            /* reply code; 0 when the text has none */
+  char enhanced[16];   /* "5.7.8", or "" */
+  char text[1024];     /* the reply text (lines joined with '\n'), or the
+                          error text recognised; may be cut short */
+  const char *server;  /* server program recognised by its banner or
+                          wording ("cpanel", "exchange", "postfix"...), or
+                          NULL */
+  smtpkit_advice advice; /* summary, why, fix steps, references, provider */
+} smtpkit_explanation;
+
+/* Finds the SMTP reply inside any pasted text — a bare reply, a multi-line
+ * reply, a Python traceback with a bytes repr, a Java, Node.js, .NET, PHP,
+ * Go, Ruby exception, curl -v, msmtp or swaks output, a Postfix or Exim log
+ * line — or a socket/TLS error text, classifies it and fills out.
+ * provider, if not NULL, is the provider the user expects (as with doctor
+ * --provider): it selects provider-specific knowledge, and a banner of
+ * another server then means smtp_intercepted. Returns out->found. */
+bool smtpkit_explain_text(const char *text, size_t len, const char *provider,
+                          smtpkit_explanation *out);
+
 /* ---- lab server (lab.c) ---- */
+
+/* A local SMTP server that fails the way a named real-world case fails
+ * (SPEC §5): a test double, not a mail server. One thread, poll() over
+ * non-blocking sockets; it never blocks on a client. */
+typedef struct smtpkit_lab smtpkit_lab;
+
+/* How SPEC §5 checks a scenario, as client settings. */
+typedef struct smtpkit_lab_check {
+  const char *tool;         /* "doctor" or "send" */
+  const char *options;      /* SPEC §5 options, e.g. "--tls none" */
+  smtpkit_tls_mode tls;     /* --tls (AUTO when not named) */
+  bool allow_plaintext_auth;
+  const char *mechanisms;   /* --auth, or NULL */
+  const char *helo;         /* --helo, or NULL */
+  unsigned timeout_s;       /* --timeout, or 0 */
+  const char *provider;     /* doctor --provider, or NULL */
+  bool bad_token;           /* log in with an OAuth2 token the lab refuses */
+  unsigned message_size;    /* bytes of the test message; 0: a short one */
+} smtpkit_lab_check;
+
+typedef struct smtpkit_lab_scenario {
+  const char *name;         /* "bad-credentials" */
+  const char *description;  /* one line */
+  const char *source;       /* where its replies were seen (URL) */
+  smtpkit_cause cause;      /* the cause SPEC §5 expects */
+  const char *fix;          /* one line: what fixes the case it stands for */
+  smtpkit_lab_check check;
+} smtpkit_lab_scenario;
+
+/* The scenarios, in SPEC §5 order: index 0 .. count-1. */
+size_t smtpkit_lab_scenario_count(void);
+const smtpkit_lab_scenario *smtpkit_lab_scenario_at(size_t i);
+const smtpkit_lab_scenario *smtpkit_lab_scenario_find(const char *name);
+
+typedef struct smtpkit_lab_options {
+  const char *scenario;    /* NULL: "ok" */
+  const char *listen;      /* plain listener "ADDR:PORT" (port 0: any free
+                              one); NULL: "127.0.0.1:0"; "": none */
+  const char *tls_listen;  /* implicit-TLS listener, likewise */
+  const char *user;        /* accepted login; NULL: "alice" */
+  const char *password;    /* NULL: "correct horse" (a test fixture) */
+  const char *token;       /* accepted OAuth2 token; NULL: "good-token" */
+  const char *cert_file;   /* PEM certificate (chain) and key; NULL: a CA */
+  const char *key_file;    /*   and a localhost certificate are generated */
+  const char *ca_out;      /* where the generated CA goes; NULL: a temporary
+                              file that smtpkit_lab_free removes */
+  const char *maildir;     /* store accepted messages here, or NULL */
+  unsigned idle_timeout_ms;  /* drop silent clients; 0: 120000 */
+  unsigned max_connections;  /* 0: 1000 */
+  FILE *log;               /* one line per connection event, or NULL */
+} smtpkit_lab_options;
+
+void smtpkit_lab_options_init(smtpkit_lab_options *o);
+
+/* Checks the options and prepares TLS. NULL (with err) on failure. */
+smtpkit_lab *smtpkit_lab_new(const smtpkit_lab_options *o, char *err,
+                             size_t errlen);
+/* Binds the listeners. */
+bool smtpkit_lab_start(smtpkit_lab *lab, char *err, size_t errlen);
+/* "127.0.0.1:2525" / "[::1]:465" once started; NULL for no listener. */
+const char *smtpkit_lab_address(const smtpkit_lab *lab, bool tls);
+unsigned smtpkit_lab_port(const smtpkit_lab *lab, bool tls);
+/* The CA file clients should trust (--ca-file). */
+const char *smtpkit_lab_ca_file(const smtpkit_lab *lab);
+/* Waits up to timeout_ms for events and handles them. False once the lab
+ * was asked to stop. */
+bool smtpkit_lab_run_once(smtpkit_lab *lab, int timeout_ms);
+/* Serves until smtpkit_lab_stop(). */
+void smtpkit_lab_run(smtpkit_lab *lab);
+/* Asks the lab to stop. Async-signal-safe, and callable from any thread. */
+void smtpkit_lab_stop(smtpkit_lab *lab);
+
+typedef struct smtpkit_lab_stats {
+  unsigned long connections; /* accepted */
+  unsigned long active, peak;  /* open now / most at once */
+  unsigned long messages;    /* accepted with 250 */
+  unsigned long auth_ok, auth_failed;
+  unsigned long dropped;     /* closed by the lab: hostile, idle, full */
+} smtpkit_lab_stats;
+
+/* Read it from the thread that runs the lab (or after it stopped). */
+void smtpkit_lab_get_stats(const smtpkit_lab *lab, smtpkit_lab_stats *out);
+/* Closes every connection and listener. */
+void smtpkit_lab_free(smtpkit_lab *lab);
 
 /* ---- probing and diagnosis (probe.c, doctor.c) ---- */
 

@@ -80,7 +80,7 @@ PACKAGES=(postfix dovecot-core openssl iproute2 procps util-linux)
 
 log() { echo "postfix_dovecot.sh: $*" >&2; }
 die() { log "error: $*"; exit 1; }
-usage() { sed -n '/^#   postfix_dovecot.sh/s/^#  //p' "$0" >&2; exit 2; }
+usage() { sed -n 's/^#   \(postfix_dovecot.sh \)/\1/p' "$0" >&2; exit 2; }
 
 need_root() { [ "$(id -u)" = 0 ] || die "must run as root (Postfix's master starts as root)"; }
 
@@ -131,6 +131,7 @@ render() {
       -e "s|@SUBMISSIONS_PORT@|$SUBMISSIONS_PORT|g" \
       -e "s|@PLAIN_PORT@|$PLAIN_PORT|g" \
       -e "s|@AUTH_PORT@|$AUTH_PORT|g" \
+      -e "s|@RUN@|$RUN|g" \
       -e "s|@AUTH_FAILURE_DELAY@|$AUTH_FAILURE_DELAY|g" \
       -e "s|@PENALTY_MODE@|$PENALTY_MODE|g" \
       "$1" >"$2"
@@ -161,9 +162,6 @@ can_access() { setpriv --reuid="$1" --regid="$(id -g "$1")" --init-groups test "
 # pid_alive PID
 pid_alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
 
-# session_pids SID: the processes of session SID (a master and its children).
-session_pids() { ps -e -o pid=,sid= | awk -v s="$1" '$2 == s && $1 != s { print $1 }'; }
-
 # wait_gone SECONDS PID...: wait (bounded) until none of PID is alive.
 wait_gone() {
   local secs=$1 p alive
@@ -179,17 +177,47 @@ wait_gone() {
 
 # ---------------------------------------------------------------- start
 
+# Unix socket paths may not exceed 107 bytes. The Postfix command connects to
+# $queue_directory/public/postlog and Dovecot makes sockets of up to 23-byte
+# names in its base_dir, so with a STATE_DIR longer than 70 bytes both
+# directories go to a short /tmp/smtpkit-pfd.XXXXXX instead, linked from
+# STATE_DIR/run and removed by stop. Sets RUN (STATE_DIR or that directory).
+make_run_dir() {
+  RUN=$STATE
+  [ ${#STATE} -gt 70 ] || return 0
+  RUN=$(mktemp -d /tmp/smtpkit-pfd.XXXXXX)
+  chmod 755 "$RUN"
+  ln -s "$RUN" "$STATE/run"
+}
+
+# run_dir: RUN of an existing STATE_DIR.
+run_dir() {
+  if [ -L "$STATE/run" ]; then readlink "$STATE/run"; else echo "$STATE"; fi
+}
+
+# remove_run_dir: remove the short directory of make_run_dir, if any.
+remove_run_dir() {
+  local target
+  [ -L "$STATE/run" ] || return 0
+  target=$(readlink "$STATE/run")
+  case $target in /tmp/smtpkit-pfd.??????) rm -rf "$target" ;; esac
+  rm -f "$STATE/run"
+}
+
 make_dirs() {
   local d
   # start from scratch, but only ever remove what this script creates
+  remove_run_dir
   for d in tls postfix postfix-queue postfix-data dovecot dovecot-run dovecot-state \
            bin spool capture capture.envelope notices notices.envelope; do
     rm -rf "${STATE:?}/$d"
   done
-  rm -f "$STATE/env" "$STATE/mail.log" "$STATE/harness.pids"
+  rm -f "$STATE/env" "$STATE/mail.log" "$STATE/harness.pids" "$STATE/start.out"
   chmod 755 "$STATE"
-  mkdir -m 755 "$STATE/postfix" "$STATE/postfix-queue" "$STATE/dovecot" "$STATE/bin"
-  mkdir -m 700 "$STATE/postfix-data" "$STATE/dovecot-run" "$STATE/dovecot-state"
+  make_run_dir
+  mkdir -m 755 "$STATE/postfix" "$RUN/postfix-queue" "$STATE/dovecot" "$STATE/bin" \
+    "$RUN/dovecot-run"
+  mkdir -m 700 "$STATE/postfix-data" "$STATE/dovecot-state"
   chown postfix: "$STATE/postfix-data"
   for d in spool capture capture.envelope notices notices.envelope; do
     mkdir -m 755 "$STATE/$d"
@@ -234,19 +262,37 @@ check_access() {
     die "user dovecot cannot read $STATE/dovecot/users: $hint"
 }
 
+# start_servers: start both masters. Their output goes to a file, not a
+# pipe (the daemonized masters keep their stderr open), and they must not
+# inherit the port lock.
 start_servers() {
-  local out
-  out=$(dovecot -c "$STATE/dovecot/dovecot.conf" 2>&1) || die "dovecot failed to start: $out"
-  out=$(postfix -c "$STATE/postfix" start 2>&1) || die "postfix failed to start: $out"
+  local out=$STATE/start.out
+  dovecot -c "$STATE/dovecot/dovecot.conf" >"$out" 2>&1 </dev/null {lockfd}>&- ||
+    die "dovecot failed to start: $(cat "$out")"
+  postfix -c "$STATE/postfix" start >>"$out" 2>&1 </dev/null {lockfd}>&- ||
+    die "postfix failed to start: $(cat "$out")"
+}
+
+# save_pids: remember both masters (stop also finds them without this).
+save_pids() {
   {
-    echo "postfix $(head -n1 "$STATE/postfix-queue/pid/master.pid" | tr -d ' ')"
-    echo "dovecot $(head -n1 "$STATE/dovecot-run/master.pid")"
+    echo "postfix $(head -n1 "$RUN/postfix-queue/pid/master.pid" | tr -d ' ')"
+    echo "dovecot $(head -n1 "$RUN/dovecot-run/master.pid")"
   } >"$STATE/harness.pids"
+}
+
+# read_reply_line FD: read one line into $line, waiting at most 3 s and never
+# past $DEADLINE (a value of $SECONDS).
+read_reply_line() {
+  local t=$((DEADLINE - SECONDS))
+  [ "$t" -ge 1 ] || return 1
+  [ "$t" -le 3 ] || t=3
+  IFS= read -r -t "$t" -u "$1" line
 }
 
 # ehlo_reply PORT [tls]: print the server's EHLO reply lines (CR stripped).
 # Reads the banner first and waits for each reply, so no pipelining is
-# logged; every read is bounded by a timeout.
+# logged; every read is bounded (read_reply_line).
 ehlo_reply() {
   local port=$1 mode=${2:-plain} rfd wfd pid='' line status=1
   if [ "$mode" = tls ]; then
@@ -257,10 +303,10 @@ ehlo_reply() {
     exec {rfd}<>"/dev/tcp/127.0.0.1/$port" 2>/dev/null || return 1
     wfd=$rfd
   fi
-  if IFS= read -r -t 5 -u "$rfd" line && [[ $line == 220* ]]; then
+  if read_reply_line "$rfd" && [[ $line == 220* ]]; then
     printf 'EHLO harness-probe\r\n' 1>&"$wfd"
     for _ in $(seq 1 50); do
-      IFS= read -r -t 5 -u "$rfd" line || break
+      read_reply_line "$rfd" || break
       line=${line%$'\r'}
       echo "$line"
       if [[ $line == "250 "* ]]; then status=0; break; fi
@@ -288,9 +334,12 @@ ports_ready() {
   grep -q '^250-AUTH ' <<<"$r"
 }
 
+# wait_ready: poll until ports_ready, for at most READY_TIMEOUT seconds.
 wait_ready() {
+  DEADLINE=$((SECONDS + READY_TIMEOUT))
   for _ in $(seq 1 $((READY_TIMEOUT * 4))); do
     ports_ready && return 0
+    [ "$SECONDS" -lt "$DEADLINE" ] || return 1
     sleep 0.25
   done
   return 1
@@ -337,13 +386,14 @@ do_start() {
   make_tls
   make_users
   exec {lockfd}>"$PORT_LOCK"
-  flock -w 60 "$lockfd" || die "timed out waiting for $PORT_LOCK"
+  flock -w 30 "$lockfd" || log "warning: $PORT_LOCK still locked after 30s; going on without it"
   pick_ports
   make_config
   check_access
   trap on_start_exit EXIT
   start_servers
   wait_ready || start_failed
+  save_pids
   exec {lockfd}>&-
   echo "$(date '+%b %d %H:%M:%S') smtpkit-harness: ready submission=$SUBMISSION_PORT submissions=$SUBMISSIONS_PORT plain=$PLAIN_PORT dovecot-auth=$AUTH_PORT" \
     >>"$STATE/mail.log"
@@ -354,44 +404,53 @@ do_start() {
 
 # ---------------------------------------------------------------- stop
 
-# stop_master NAME PID STOPCMD...: ask a master to stop, wait, then kill
-# what is left of its session (masters are session leaders).
-stop_master() {
-  local name=$1 pid=$2 left
-  shift 2
-  "$@" >/dev/null 2>&1 || true
-  [[ $pid =~ ^[0-9]+$ ]] || return 0
-  if ! wait_gone "$STOP_TIMEOUT" "$pid"; then
-    log "$name master $pid still running; killing it"
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  left=$(session_pids "$pid")
-  [ -z "$left" ] && return 0
-  # shellcheck disable=SC2086 # word splitting wanted: a list of pids
-  wait_gone 3 $left || { log "killing leftover $name processes: $left"; kill -KILL $left 2>/dev/null || true; }
-}
-
-# master_pid NAME: from harness.pids, else from the server's own pid file.
+# master_pid NAME: the pid of this STATE_DIR's postfix or dovecot master, if
+# it is running (checked against /proc, so a stale pid file never makes us
+# signal somebody else's process).
 master_pid() {
-  local pid=
+  local pid=''
   [ -f "$STATE/harness.pids" ] && pid=$(awk -v n="$1" '$1 == n { print $2 }' "$STATE/harness.pids")
   if [ -z "$pid" ]; then
     case $1 in
-      postfix) pid=$(head -n1 "$STATE/postfix-queue/pid/master.pid" 2>/dev/null | tr -d ' ') ;;
-      dovecot) pid=$(head -n1 "$STATE/dovecot-run/master.pid" 2>/dev/null) ;;
+      postfix) pid=$(head -n1 "$(run_dir)/postfix-queue/pid/master.pid" 2>/dev/null | tr -d ' ') ;;
+      dovecot) pid=$(head -n1 "$(run_dir)/dovecot-run/master.pid" 2>/dev/null) ;;
     esac
   fi
-  echo "${pid:-}"
+  [[ $pid =~ ^[0-9]+$ ]] || return 0
+  case $1 in     # postfix: MAIL_CONFIG in its environment; dovecot: -c FILE
+    postfix) { tr '\0' '\n' <"/proc/$pid/environ"; } 2>/dev/null | grep -qxF "MAIL_CONFIG=$STATE/postfix" ;;
+    dovecot) { tr '\0' '\n' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -qxF "$STATE/dovecot/dovecot.conf" ;;
+  esac && echo "$pid"
 }
 
+# session_pids SID: live (non-zombie) processes of session SID other than
+# SID itself; both masters are session leaders.
+session_pids() { ps -e -o pid=,sid=,stat= | awk -v s="$1" '$2 == s && $1 != s && $3 !~ /^Z/ { print $1 }'; }
+
+# do_stop: SIGTERM both masters (what `postfix stop` and `dovecot stop` do),
+# wait for them (each takes 2-3 s), then SIGKILL whatever of their sessions
+# is left. Does nothing if nothing runs.
 do_stop() {
+  local masters=() left=() p
   [ -d "$STATE" ] || return 0
-  if [ -f "$STATE/postfix/main.cf" ]; then
-    stop_master postfix "$(master_pid postfix)" postfix -c "$STATE/postfix" stop
+  for p in "$(master_pid postfix)" "$(master_pid dovecot)"; do
+    [ -n "$p" ] && masters+=("$p")
+  done
+  if [ ${#masters[@]} -gt 0 ]; then
+    kill -TERM "${masters[@]}" 2>/dev/null || true
+    if ! wait_gone "$STOP_TIMEOUT" "${masters[@]}"; then
+      log "masters still running after ${STOP_TIMEOUT}s; killing ${masters[*]}"
+      kill -KILL "${masters[@]}" 2>/dev/null || true
+    fi
+    for p in "${masters[@]}"; do
+      mapfile -t -O "${#left[@]}" left < <(session_pids "$p")
+    done
+    if [ ${#left[@]} -gt 0 ] && ! wait_gone 3 "${left[@]}"; then
+      log "killing leftover processes: ${left[*]}"
+      kill -KILL "${left[@]}" 2>/dev/null || true
+    fi
   fi
-  if [ -f "$STATE/dovecot/dovecot.conf" ]; then
-    stop_master dovecot "$(master_pid dovecot)" dovecot -c "$STATE/dovecot/dovecot.conf" stop
-  fi
+  remove_run_dir
   rm -f "$STATE/env" "$STATE/harness.pids"
 }
 

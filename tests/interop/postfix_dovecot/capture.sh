@@ -13,6 +13,7 @@
 # Any failure exits 75 (EX_TEMPFAIL): Postfix keeps the message queued
 # instead of bouncing it.
 set -u
+umask 022
 [ $# -ge 5 ] || { echo "capture: usage: STATE BOX QUEUE_ID SENDER RCPT..." >&2; exit 75; }
 state=$1 box=$2 id=$3 sender=$4
 shift 4
