@@ -257,9 +257,8 @@ static void print_table(const demo_run *runs, size_t n, size_t matched,
     printf("%s %-23s | %-44s | %-23s | %-23s | %s\n", match ? " " : "!",
            d->sc->name, saw, got, want, d->fix ? d->fix : d->sc->fix);
   }
-  printf("\n%zu of %zu scenarios diagnosed as expected in %.1f s%s\n",
-         matched, n, ms / 1000.0,
-         matched == n ? "" : " ('!' marks the others)");
+  printf("\n%zu of %zu scenarios diagnosed as expected in %.1f s%s\n", matched,
+         n, ms / 1000.0, matched == n ? "" : " ('!' marks the others)");
 }
 
 static void print_json(const demo_run *runs, size_t n, size_t matched,
@@ -313,8 +312,9 @@ static int parse(int argc, char **argv, const char **only, size_t *n_only,
       break;
     case OPT_SCENARIO:
       if (!smtpkit_lab_scenario_find(optarg))
-        return usage_error("demo", "no scenario named '%s' (smtpkit lab "
-                                   "--list names them)",
+        return usage_error("demo",
+                           "no scenario named '%s' (smtpkit lab "
+                           "--list names them)",
                            optarg);
       if (*n_only < smtpkit_lab_scenario_count())
         only[(*n_only)++] = optarg;
@@ -354,8 +354,9 @@ int cmd_demo(int argc, char **argv) {
       runs[n++].sc = sc;
   }
   if (!json)
-    fprintf(stderr, "smtpkit demo: %zu lab scenarios on 127.0.0.1; this "
-                    "takes a few seconds\n\n",
+    fprintf(stderr,
+            "smtpkit demo: %zu lab scenarios on 127.0.0.1; this "
+            "takes a few seconds\n\n",
             n);
   for (size_t i = 0; i < n; i++)
     start_lab(&runs[i]);

@@ -211,7 +211,7 @@ static void human(const smtpkit_explanation *e) {
   putchar('\n');
   field("meaning", a->summary);
   if (a->note)
-    field("this reply", a->note);
+    field(e->reply_found ? "this reply" : "this error", a->note);
   if (a->why && a->why[0])
     field("why", a->why);
   for (size_t i = 0; i < a->n_fix; i++) {

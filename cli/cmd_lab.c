@@ -144,8 +144,9 @@ static int parse(int argc, char **argv, smtpkit_lab_options *o, bool *list,
     case OPT_SCENARIO:
       o->scenario = optarg;
       if (!smtpkit_lab_scenario_find(optarg))
-        rc = usage_error("lab", "no scenario named '%s' (smtpkit lab --list "
-                                "names them)",
+        rc = usage_error("lab",
+                         "no scenario named '%s' (smtpkit lab --list "
+                         "names them)",
                          optarg);
       break;
     case OPT_LIST:
@@ -184,8 +185,8 @@ static int parse(int argc, char **argv, smtpkit_lab_options *o, bool *list,
         o->idle_timeout_ms = secs * 1000;
       break;
     case OPT_MAX_CONN:
-      rc = parse_count("--max-connections", optarg, 100000,
-                       &o->max_connections);
+      rc =
+          parse_count("--max-connections", optarg, 100000, &o->max_connections);
       break;
     default:
       rc = usage_error("lab", "unknown option or missing value: '%s'",
@@ -196,9 +197,8 @@ static int parse(int argc, char **argv, smtpkit_lab_options *o, bool *list,
     rc = usage_error("lab", "unexpected argument '%s'", argv[optind]);
   if (!rc && o->key_file && !o->cert_file)
     rc = usage_error("lab", "--key needs --cert");
-  for (const char *f = o->cert_file; !rc && f; f = f == o->cert_file
-                                                      ? o->key_file
-                                                      : NULL)
+  for (const char *f = o->cert_file; !rc && f;
+       f = f == o->cert_file ? o->key_file : NULL)
     if (access(f, R_OK) != 0) {
       fprintf(stderr, "smtpkit: cannot read %s\n", f);
       rc = EX_NOINPUT;

@@ -362,9 +362,14 @@ static smtpkit_cause decide(smtpkit_stage stage, const smtpkit_reply *r,
       guessed && stage <= SMTPKIT_STAGE_GREETING ? SMTPKIT_STAGE_NONE : stage;
   smtpkit_cause c = e ? e->cause
                       : stage_reply(r, rule_stage, ctx && ctx->authed);
-  if (!e && c == SMTPKIT_CAUSE_COUNT) {
-    e = sk_kb_reply_lookup(&q, SK_KB_CODES, &amb, &score);
-    c = e ? e->cause : enhanced_meaning(r, stage);
+  if (!e) {
+    /* The meaning of the bare code: decides when the stage rules could
+     * not, and lends its knowledge (transience, note) when it agrees. */
+    const sk_kb_reply *k = sk_kb_reply_lookup(&q, SK_KB_CODES, &amb, &score);
+    if (c == SMTPKIT_CAUSE_COUNT)
+      c = k ? k->cause : enhanced_meaning(r, stage);
+    if (k && k->cause == c)
+      e = k;
   }
   if (x)
     x->entry = e, x->ambiguous = amb, x->score = e ? score : -1;

@@ -55,4 +55,19 @@ void sk_tls_free(sk_conn *c);
  * tls-unique on TLS 1.2. */
 bool sk_tls_channel_binding(sk_conn *c, char type[16], char data_b64[128]);
 
+/* The peer's certificate after a completed handshake, and whether it
+ * verified. For doctor's probes: a context made with insecure=true and
+ * sk_tls_start(..., insecure=false) completes the handshake whatever the
+ * certificate, and the result of verifying it (chain and host name) is
+ * read here. */
+typedef struct sk_tls_peer {
+  char subject[256], issuer[256]; /* RFC 2253 text */
+  char names[512];        /* subjectAltName: "DNS:a, DNS:b, IP:127.0.0.1" */
+  char not_before[32], not_after[32]; /* "2025-01-31T12:00:00Z" */
+  bool verified;          /* chain and host name verified */
+  char verify_error[128]; /* "" when verified */
+  sk_event verify_event;  /* SK_EV_CERT_*, or SK_EV_NONE when verified */
+} sk_tls_peer;
+bool sk_tls_peer_info(sk_conn *c, sk_tls_peer *out);
+
 #endif

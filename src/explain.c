@@ -471,7 +471,16 @@ struct marker {
 /* Words around a reply that tell the command it answered. */
 static const struct marker markers[] = {
     {"AUTH ", true, SMTPKIT_STAGE_AUTH},
-    {"authenticat", false, SMTPKIT_STAGE_AUTH},
+    /* Not "authenticated": .NET's "the client was not authenticated"
+     * comes with failures at MAIL. */
+    {"authentication failed", false, SMTPKIT_STAGE_AUTH},
+    {"AuthenticationFailed", true, SMTPKIT_STAGE_AUTH},
+    {"AuthenticationError", true, SMTPKIT_STAGE_AUTH},
+    {"AuthenticationException", true, SMTPKIT_STAGE_AUTH},
+    {"authenticator failed", false, SMTPKIT_STAGE_AUTH},
+    {"failed to authenticate", false, SMTPKIT_STAGE_AUTH},
+    {"could not authenticate", false, SMTPKIT_STAGE_AUTH},
+    {"check_auth", false, SMTPKIT_STAGE_AUTH},
     {"invalid login", false, SMTPKIT_STAGE_AUTH},
     {"password command", false, SMTPKIT_STAGE_AUTH},
     {"username command", false, SMTPKIT_STAGE_AUTH},
@@ -723,13 +732,22 @@ static void copy_text(smtpkit_explanation *out, const char *t, size_t n) {
   out->text[n] = '\0';
 }
 
+static smtpkit_stage stage_named(const char *name) {
+  for (int s = SMTPKIT_STAGE_CONNECT; s <= SMTPKIT_STAGE_QUIT; s++)
+    if (!strcmp(name, smtpkit_stage_name((smtpkit_stage)s)))
+      return (smtpkit_stage)s;
+  return SMTPKIT_STAGE_NONE;
+}
+
 static void finish(smtpkit_explanation *out, const evidence *ev,
                    const verdict *v) {
   const sk_kb_reply *e = v->x.entry;
   out->found = true;
   out->cause = v->err.cause;
   out->transient = v->err.transient;
-  out->stage = v->stage;
+  /* The text may not say which command failed; the knowledge may. */
+  out->stage = v->stage != SMTPKIT_STAGE_NONE || !e ? v->stage
+                                                     : stage_named(e->stage);
   out->server = server_of(ev, e);
   const char *provider = expected_provider(ev);
   if (!provider && e && !v->x.ambiguous)
@@ -801,7 +819,18 @@ static bool client_error(const scan *sc, const evidence *ev,
   out->cause = v.err.cause;
   out->transient = v.err.transient;
   out->stage = SMTPKIT_STAGE_NONE;
-  copy_text(out, e->pattern, strlen(e->pattern));
+  /* Show the user's line that holds the error, not the pattern. */
+  size_t plen = strcspn(e->pattern, "&");
+  for (size_t i = 0; i + plen <= sc->n; i++) {
+    if (!sk_kb_pattern_match(e->pattern, sc->s + i, plen, NULL))
+      continue;
+    size_t a = i, b = line_end(sc, i);
+    while (a > 0 && sc->s[a - 1] != '\n')
+      a--;
+    trim(sc->s, &a, &b);
+    copy_text(out, sc->s + a, b - a > 300 ? 300 : b - a);
+    break;
+  }
   sk_advice_fill(&out->advice, out->cause, expected_provider(ev), NULL, NULL);
   /* The error's own note says what this client's message means. */
   out->advice.note = e->note;

@@ -18,8 +18,8 @@
  * buffer has a bound; a client that exceeds one is dropped.
  */
 #define _GNU_SOURCE
-#include "conn.h"
 #include "lab.h"
+#include "conn.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -55,12 +55,13 @@ static const lab_scenario_def scenarios[] = {
 #define DEFAULT_SIZE 35882577UL
 
 enum {
-  IN_CAP = 32768,       /* plaintext input waiting to be handled */
-  OUT_CAP = 262144,     /* output waiting for the client: stop reading */
-  RAW_CAP = 65536,      /* TLS records waiting for OpenSSL */
-  MAX_ERRORS = 10,      /* bad commands before 421 (hostile clients) */
+  IN_CAP = 32768,   /* plaintext input waiting to be handled */
+  OUT_CAP = 262144, /* output waiting for the client: stop reading */
+  RAW_CAP = 65536,  /* TLS records waiting for OpenSSL */
+  MAX_ERRORS = 10,  /* bad commands before 421 (hostile clients) */
   MAX_RCPT = 100,
-  ACCEPTS_PER_ROUND = 64
+  ACCEPTS_PER_ROUND = 64,
+  READ_CHUNK = 8192 /* bytes read from a client at a time */
 };
 
 /* ---- scenario table ---- */
@@ -159,11 +160,11 @@ typedef enum conn_phase {
   PH_GREETING,      /* waiting to greet (greet-pause) */
   PH_TLS_HANDSHAKE, /* implicit TLS, or after STARTTLS */
   PH_COMMAND,
-  PH_AUTH,     /* reading SASL responses */
-  PH_DATA,     /* reading the message */
-  PH_REFUSED,  /* refused at connect: only QUIT */
-  PH_SILENT,   /* said garbage: input is ignored */
-  PH_CLOSING   /* flushing, then closed */
+  PH_AUTH,    /* reading SASL responses */
+  PH_DATA,    /* reading the message */
+  PH_REFUSED, /* refused at connect: only QUIT */
+  PH_SILENT,  /* said garbage: input is ignored */
+  PH_CLOSING  /* flushing, then closed */
 } conn_phase;
 
 typedef enum auth_kind { AK_GSASL, AK_XOAUTH2, AK_OAUTHBEARER } auth_kind;
@@ -192,8 +193,8 @@ typedef struct lab_conn {
   char mech[32];
   auth_kind ak;
   Gsasl_session *sasl;
-  bool auth_final;     /* server-final sent in a 334; waiting for "" */
-  bool token_refused;  /* error challenge sent; waiting for the client */
+  bool auth_final;    /* server-final sent in a 334; waiting for "" */
+  bool token_refused; /* error challenge sent; waiting for the client */
   /* transaction */
   bool has_mail;
   char from[256], rcpt[256];
@@ -287,12 +288,10 @@ static const char *var(const lab_conn *c, const char *name, size_t n) {
   static const struct {
     const char *name;
     size_t off;
-  } vars[] = {{"ip", offsetof(lab_conn, ip)},
-              {"id", offsetof(lab_conn, id)},
-              {"helo", offsetof(lab_conn, helo)},
-              {"user", offsetof(lab_conn, user)},
-              {"from", offsetof(lab_conn, from)},
-              {"rcpt", offsetof(lab_conn, rcpt)}};
+  } vars[] = {
+      {"ip", offsetof(lab_conn, ip)},     {"id", offsetof(lab_conn, id)},
+      {"helo", offsetof(lab_conn, helo)}, {"user", offsetof(lab_conn, user)},
+      {"from", offsetof(lab_conn, from)}, {"rcpt", offsetof(lab_conn, rcpt)}};
   for (size_t i = 0; i < sizeof vars / sizeof *vars; i++)
     if (strlen(vars[i].name) == n && memcmp(vars[i].name, name, n) == 0)
       return (const char *)c + vars[i].off;
@@ -435,8 +434,8 @@ static unsigned long size_limit(const smtpkit_lab *L) {
 
 /* "FROM:<a@b> SIZE=12" → address copied to addr, *params after it.
  * Returns false on a syntax error. */
-static bool parse_path(const char *arg, const char *kw, char *addr,
-                       size_t cap, const char **params) {
+static bool parse_path(const char *arg, const char *kw, char *addr, size_t cap,
+                       const char **params) {
   size_t k = strlen(kw);
   if (strncasecmp(arg, kw, k) != 0)
     return false;
@@ -502,8 +501,7 @@ static void cmd_rcpt(lab_conn *c, const char *arg) {
     return reply(c, "503 5.5.1 Error: need MAIL command");
   if (tls_gate(c))
     return;
-  if (!parse_path(arg, "TO:", c->rcpt, sizeof c->rcpt, &params) ||
-      !c->rcpt[0])
+  if (!parse_path(arg, "TO:", c->rcpt, sizeof c->rcpt, &params) || !c->rcpt[0])
     return reply(c, "501 5.1.3 Bad recipient address syntax");
   if (c->n_rcpt >= MAX_RCPT)
     return reply(c, "452 4.5.3 Error: too many recipients");
@@ -589,9 +587,9 @@ static void auth_done(lab_conn *c, bool ok) {
   }
   L->st.auth_failed++;
   lab_log(L, c, "AUTH %s as %s: refused", c->mech, c->user);
-  reply(c, forced ? forced
-                  : L->b->auth_fail_reply ? L->b->auth_fail_reply
-                                          : DEFAULT_FAIL);
+  reply(c, forced                  ? forced
+           : L->b->auth_fail_reply ? L->b->auth_fail_reply
+                                   : DEFAULT_FAIL);
 }
 
 static void sasl_step(lab_conn *c, const char *b64) {
@@ -955,8 +953,8 @@ static bool process(lab_conn *c) {
       char out[16384 + 2];
       size_t take = c->in.len < 16384 ? c->in.len : 16384, n;
       bool done;
-      size_t used = sk_lab_data_scan(&c->data, c->in.data, take, out, &n,
-                                     &done);
+      size_t used =
+          sk_lab_data_scan(&c->data, c->in.data, take, out, &n, &done);
       if (c->data.size <= size_limit(c->lab))
         msg_write(c, out, n);
       sk_buf_consume(&c->in, used);
@@ -965,8 +963,7 @@ static bool process(lab_conn *c) {
         end_of_data(c);
       continue;
     }
-    if (c->phase != PH_COMMAND && c->phase != PH_AUTH &&
-        c->phase != PH_REFUSED)
+    if (c->phase != PH_COMMAND && c->phase != PH_AUTH && c->phase != PH_REFUSED)
       break; /* greeting or handshake pending: keep the input */
     size_t used = 0;
     long n = sk_lab_next_line(c->in.data, c->in.len, &used);
@@ -1021,6 +1018,8 @@ static void tls_pull(lab_conn *c) {
     return;
   while (c->in.len < IN_CAP) {
     size_t room = IN_CAP - c->in.len;
+    if (room > READ_CHUNK)
+      room = READ_CHUNK;
     if (!sk_buf_reserve(&c->in, room)) {
       c->dead = true;
       return;
@@ -1044,7 +1043,11 @@ static void conn_read(lab_conn *c) {
   smtpkit_lab *L = c->lab;
   char buf[16384];
   for (int rounds = 0; rounds < 8; rounds++) {
+    /* A few KB at a time: buffers grow with what clients send, not with
+     * how many clients there are. */
     size_t room = c->ssl ? sizeof buf : IN_CAP - c->in.len;
+    if (room > READ_CHUNK)
+      room = READ_CHUNK;
     if (c->ssl && BIO_ctrl_pending(c->rbio) >= RAW_CAP)
       break;
     if (!room)
@@ -1143,10 +1146,10 @@ static void conn_free(smtpkit_lab *L, lab_conn *c) {
 static void conn_new(smtpkit_lab *L, int fd, const struct sockaddr *sa,
                      bool tls_first) {
   lab_conn *c = calloc(1, sizeof *c);
-  if (!c || (L->n_conns == L->cap_conns &&
-             !(L->conns = realloc(L->conns, (L->cap_conns = L->cap_conns * 2 +
-                                                            16) *
-                                                sizeof *L->conns)))) {
+  if (!c ||
+      (L->n_conns == L->cap_conns &&
+       !(L->conns = realloc(L->conns, (L->cap_conns = L->cap_conns * 2 + 16) *
+                                          sizeof *L->conns)))) {
     free(c);
     close(fd);
     return;
@@ -1168,8 +1171,8 @@ static void conn_new(smtpkit_lab *L, int fd, const struct sockaddr *sa,
   unsigned char rnd[6];
   if (RAND_bytes(rnd, sizeof rnd) != 1)
     memset(rnd, 0, sizeof rnd);
-  snprintf(c->id, sizeof c->id, "%02x%02x%02x%02x%02x%02xsm%lu", rnd[0],
-           rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], L->st.connections);
+  snprintf(c->id, sizeof c->id, "%02x%02x%02x%02x%02x%02xsm%lu", rnd[0], rnd[1],
+           rnd[2], rnd[3], rnd[4], rnd[5], L->st.connections);
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   long long now = sk_now_ms();
@@ -1342,8 +1345,7 @@ static bool make_maildir(const char *dir, char *err, size_t errlen) {
     char p[PATH_MAX];
     snprintf(p, sizeof p, "%s%s", dir, subs[i]);
     if (mkdir(p, 0700) != 0 && errno != EEXIST) {
-      snprintf(err, errlen, "cannot create Maildir %s: %s", p,
-               strerror(errno));
+      snprintf(err, errlen, "cannot create Maildir %s: %s", p, strerror(errno));
       return false;
     }
   }
@@ -1402,8 +1404,8 @@ smtpkit_lab *smtpkit_lab_new(const smtpkit_lab_options *o, char *err,
   }
   if (o->cert_file)
     sk_strlcpy(L->ca_path, o->cert_file, sizeof L->ca_path);
-  L->ssl_ctx = sk_tls_server_ctx(o->cert_file, o->key_file, L->ca_path, err,
-                                 errlen);
+  L->ssl_ctx =
+      sk_tls_server_ctx(o->cert_file, o->key_file, L->ca_path, err, errlen);
   if (!L->ssl_ctx)
     goto fail;
   if (L->maildir && !make_maildir(L->maildir, err, errlen))
@@ -1438,8 +1440,8 @@ static bool split_addr(const char *s, char *host, size_t hcap, char *port,
   } else if (colon && memchr(s, ':', hn)) {
     return false; /* IPv6 without brackets */
   }
-  if (hn >= hcap || strlen(p) >= pcap || !*p || strspn(p, "0123456789") !=
-                                                    strlen(p))
+  if (hn >= hcap || strlen(p) >= pcap || !*p ||
+      strspn(p, "0123456789") != strlen(p))
     return false;
   memcpy(host, h, hn);
   host[hn] = '\0';
@@ -1516,8 +1518,8 @@ bool smtpkit_lab_start(smtpkit_lab *L, char *err, size_t errlen) {
       return false;
   L->started = true;
   lab_log(L, NULL, "listening plain=%s tls=%s",
-        L->lis[0].fd >= 0 ? L->lis[0].addr : "-",
-        L->lis[1].fd >= 0 ? L->lis[1].addr : "-");
+          L->lis[0].fd >= 0 ? L->lis[0].addr : "-",
+          L->lis[1].fd >= 0 ? L->lis[1].addr : "-");
   return true;
 }
 

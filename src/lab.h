@@ -37,17 +37,17 @@ typedef struct lab_behaviour {
   const char *auth_tls;         /* after TLS; NULL: all six; "" none */
   const char *tls_first_reply;  /* AUTH/MAIL/RCPT/DATA before TLS */
   const char *auth_cleartext_reply; /* AUTH on a connection without TLS */
-  const char *weak_mechs;       /* mechanisms refused at once ... */
-  const char *weak_reply;       /* ... with this reply */
-  const char *auth_reply;       /* ends every AUTH exchange, any secret */
-  const char *password_auth_reply; /* ends every password AUTH exchange */
-  const char *auth_fail_reply;  /* wrong credentials; NULL: RFC 4954 535 */
-  const char *login_user;       /* the only user name accepted; NULL: --user */
-  bool mail_without_auth;       /* MAIL accepted unauthenticated */
-  const char *rcpt_unauth_reply;/* RCPT when not authenticated (relay) */
-  const char *mail_reply;       /* MAIL FROM after a successful AUTH */
-  const char *rcpt_reply;       /* every RCPT TO */
-  bool drop_after_data;         /* close after the end of data, no reply */
+  const char *weak_mechs;           /* mechanisms refused at once ... */
+  const char *weak_reply;           /* ... with this reply */
+  const char *auth_reply;           /* ends every AUTH exchange, any secret */
+  const char *password_auth_reply;  /* ends every password AUTH exchange */
+  const char *auth_fail_reply;      /* wrong credentials; NULL: RFC 4954 535 */
+  const char *login_user;        /* the only user name accepted; NULL: --user */
+  bool mail_without_auth;        /* MAIL accepted unauthenticated */
+  const char *rcpt_unauth_reply; /* RCPT when not authenticated (relay) */
+  const char *mail_reply;        /* MAIL FROM after a successful AUTH */
+  const char *rcpt_reply;        /* every RCPT TO */
+  bool drop_after_data;          /* close after the end of data, no reply */
 } lab_behaviour;
 
 typedef struct lab_scenario_def {

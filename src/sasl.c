@@ -166,7 +166,9 @@ static bool gsasl_begin(sk_sasl *s, const char *mech, const sk_sasl_creds *c,
     return false;
   }
   gsasl_property_set(s->g, GSASL_AUTHID, c->user);
-  if (c->cb_type && c->cb_data)
+  /* Channel-binding data only for -PLUS: given to plain SCRAM, GNU SASL
+   * 2.2 fails the exchange before it starts. */
+  if (c->cb_type && c->cb_data && needs_channel_binding(mech))
     gsasl_property_set(s->g,
                        strcmp(c->cb_type, "tls-exporter") == 0
                            ? GSASL_CB_TLS_EXPORTER

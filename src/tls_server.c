@@ -50,8 +50,8 @@ static X509 *make_cert(EVP_PKEY *key, const char *cn, X509 *issuer,
     return NULL;
   unsigned char serial[16];
   BIGNUM *bn = NULL;
-  bool ok = X509_set_version(x, 2) == 1 &&
-            RAND_bytes(serial, sizeof serial) == 1;
+  bool ok =
+      X509_set_version(x, 2) == 1 && RAND_bytes(serial, sizeof serial) == 1;
   if (ok) {
     serial[0] &= 0x7f; /* a positive serial number */
     bn = BN_bin2bn(serial, sizeof serial, NULL);
@@ -65,8 +65,8 @@ static X509 *make_cert(EVP_PKEY *key, const char *cn, X509 *issuer,
                                   0) == 1 &&
        X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
                                   (const unsigned char *)cn, -1, -1, 0) == 1 &&
-       X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer)
-                                      : name) == 1 &&
+       X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : name) ==
+           1 &&
        X509_gmtime_adj(X509_getm_notBefore(x), -3600) &&
        X509_gmtime_adj(X509_getm_notAfter(x), 30L * 24 * 3600) &&
        X509_set_pubkey(x, key) == 1;

@@ -4,7 +4,8 @@
 # implicit TLS, plaintext-AUTH refusal and every SASL mechanism against,
 # with every accepted message captured to a file. The system Postfix and
 # Dovecot are never touched: all configuration, queues, sockets, pid files
-# and logs live under STATE_DIR.
+# and logs live under STATE_DIR (with a STATE_DIR path longer than 70 bytes,
+# the socket directories go to /tmp/smtpkit-pfd.XXXXXX, see make_run_dir).
 #
 #   postfix_dovecot.sh install            apt-get what is missing (root)
 #   postfix_dovecot.sh start STATE_DIR    build config, start, wait until ready
@@ -16,22 +17,27 @@
 #                        STARTTLS; unauthenticated relay refused
 #   PF_SUBMISSIONS_PORT  implicit TLS; AUTH after the handshake
 #   PF_PLAIN_PORT        no TLS at all; AUTH advertised in plaintext
-#   PF_CA_FILE           CA that signed the server certificate (DNS:localhost)
+#   PF_CA_FILE           CA that signed the server certificate, which names
+#                        DNS:localhost only: connect to "localhost" to verify
+#                        it; 127.0.0.1 gives a certificate name mismatch
 #   PF_CAPTURE_DIR       one file per accepted message (see below)
 #   PF_LOG               Postfix and Dovecot log (one file)
 #
 # Capture: a pipe(8) transport runs postfix_dovecot/capture.sh for every
 # message, with all recipients in one delivery, so one accepted message is one
 # file in PF_CAPTURE_DIR. The file is the message as received after SMTP
-# un-dot-stuffing, with LF line endings (CRLF -> LF), 8-bit bytes intact, and
-# exactly one addition: Postfix's own Received: header (folded over several
-# lines) at the top. Postfix itself always drops Return-Path: headers from
-# incoming mail. No other header is added or rewritten (no Date/Message-ID/
-# To added, no MIME conversion). The envelope is in
-# PF_CAPTURE_DIR.envelope/<same name> ("MAIL FROM:<..>", "RCPT TO:<..>" lines).
-# File names are <ns since epoch>.<queue id> and sort in delivery order;
-# files are renamed into place complete. Postfix-generated notices (e.g. DSN
-# NOTIFY=SUCCESS) go to STATE_DIR/notices instead.
+# un-dot-stuffing, with LF line endings (every CRLF -> LF), 8-bit bytes
+# intact, and exactly one addition: Postfix's own Received: header (three
+# lines, folded with a TAB) at the top. No header is added, dropped or
+# rewritten (no Date/Message-ID/To added; Bcc, Return-Path and Content-Length
+# kept - message_drop_headers is empty), no MIME conversion. One Postfix
+# quirk: a bare CR (not followed by LF) arrives as a space. The envelope is
+# in PF_CAPTURE_DIR.envelope/<same name>: "MAIL FROM:<..>" then one
+# "RCPT TO:<..>" per recipient, in Postfix's (not the client's) order. File
+# names are <ns since epoch>.<queue id> and sort in delivery order; files
+# are renamed into place complete, so a poller never sees half a file.
+# Postfix-generated notices (e.g. the DSN for NOTIFY=SUCCESS) go to
+# STATE_DIR/notices, never to PF_CAPTURE_DIR.
 #
 # Users (Dovecot passwd-file; mechanisms PLAIN LOGIN CRAM-MD5 SCRAM-SHA-1
 # SCRAM-SHA-256 are all advertised):
@@ -40,10 +46,11 @@
 #                                              ':' separates passwd-file fields)
 #   hashed            "hashed secret"          SHA512-CRYPT: PLAIN/LOGIN only
 #   ünïcode           "pässwörd"               plaintext, UTF-8
-# Failed logins are answered after auth_failure_delay = 0 s and Dovecot's
-# auth penalty is off, so a wrong password is a prompt 535. For the slow /
-# "454 Connection lost to authentication server" case, start with
-# PF_AUTH_PENALTY=1 (Dovecot defaults: 2 s delay, penalty on).
+# A failed login is a 535 within ~0.5 s: auth_failure_delay = 0 (Dovecot
+# flushes failures on a 0.5 s timer) and Dovecot's auth penalty is off. For
+# slow failures / "454 4.7.0 Connection lost to authentication server", start
+# with PF_AUTH_PENALTY=1 (Dovecot defaults: 2 s delay, penalty on; measured:
+# 2 s, then 6 s per failure).
 #
 # Log: Postfix writes through postlogd (maillog_file), Dovecot through
 # log_path, into the same file. Postfix logs asynchronously, so poll for a
@@ -95,7 +102,9 @@ do_install() {
   if [ ${#missing[@]} -eq 0 ]; then log "all packages present"; return 0; fi
   log "installing: ${missing[*]}"
   # "No configuration": the system Postfix gets no main.cf and so never runs.
-  echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections
+  if [[ " ${missing[*]} " == *" postfix "* ]]; then
+    echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections
+  fi
   local policy=/usr/sbin/policy-rc.d
   if [ ! -e "$policy" ]; then        # refuse service starts during the install
     printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy"
@@ -159,8 +168,12 @@ pick_ports() {
 # can_access USER TEST PATH: whether USER passes `test TEST PATH`.
 can_access() { setpriv --reuid="$1" --regid="$(id -g "$1")" --init-groups test "$2" "$3"; }
 
-# pid_alive PID
-pid_alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
+# pid_alive PID: PID exists and is not a zombie.
+pid_alive() {
+  local stat
+  stat=$(ps -o stat= -p "${1:-0}" 2>/dev/null) || return 1
+  [[ $stat != Z* ]]
+}
 
 # wait_gone SECONDS PID...: wait (bounded) until none of PID is alive.
 wait_gone() {
@@ -227,7 +240,7 @@ make_dirs() {
 }
 
 make_tls() {
-  "$CA_SH" "$STATE/tls" DNS:localhost IP:127.0.0.1 >/dev/null || die "ca.sh failed"
+  "$CA_SH" "$STATE/tls" >/dev/null || die "ca.sh failed"   # DNS:localhost only
   chmod 600 "$STATE/tls/server.key" "$STATE/tls/ca.key"
 }
 
@@ -391,6 +404,7 @@ do_start() {
   make_config
   check_access
   trap on_start_exit EXIT
+  trap 'exit 1' INT TERM HUP          # so that the EXIT trap runs
   start_servers
   wait_ready || start_failed
   save_pids

@@ -144,7 +144,7 @@ run send -s "localhost:$PF_PLAIN_PORT" --tls none -u alice \
   --password-file "$work/pw" "${common[@]}" --subject x --body y --json -v
 expect_rc "--tls none with credentials" 78
 expect_json "--tls none with credentials: cause" cause starttls_not_offered
-lport=$(printf '%s' "$ERR" | sed -n 's/.*connected from local port \([0-9]*\).*/\1/p')
+lport=$(printf '%s' "$ERR" | sed -n 's/.* from local port \([0-9]*\).*/\1/p')
 server_saw() { # PORT: the server's disconnect summary for that client port
   local i
   for i in $(seq 50); do

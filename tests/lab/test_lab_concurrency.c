@@ -66,20 +66,20 @@ static int client(unsigned port, const char *ca, int ready_w, int go_r, int i) {
   char b;
   while (read(go_r, &b, 1) > 0) { /* EOF is the "go" */
   }
-  if (ok) {
-    char text[200];
-    snprintf(text, sizeof text,
-             "From: alice@example.test\r\nTo: bob@example.test\r\n"
-             "Subject: client %d\r\n\r\nHello from client %d.\r\n",
-             i, i);
-    body bd = {text, 0};
-    const char *to[] = {"bob@example.test"};
-    smtpkit_envelope env = {.from = "alice@example.test",
-                            .to = to,
-                            .n_to = 1,
-                            .size = (long long)strlen(text)};
+  /* The session keeps a pointer to the envelope until it is freed. */
+  char text[200];
+  snprintf(text, sizeof text,
+           "From: alice@example.test\r\nTo: bob@example.test\r\n"
+           "Subject: client %d\r\n\r\nHello from client %d.\r\n",
+           i, i);
+  body bd = {text, 0};
+  const char *to[] = {"bob@example.test"};
+  smtpkit_envelope env = {.from = "alice@example.test",
+                          .to = to,
+                          .n_to = 1,
+                          .size = (long long)strlen(text)};
+  if (ok)
     ok = smtpkit_session_send(s, &env, body_read, &bd);
-  }
   if (!ok && s) {
     const smtpkit_error *e = smtpkit_session_error(s);
     fprintf(stderr, "client %d: %s at %s: %d %s %s\n", i,
@@ -176,8 +176,8 @@ int main(void) {
   smtpkit_lab_get_stats(lab, &st);
   smtpkit_lab_free(lab);
 
-  double secs = (double)(t1.tv_sec - t0.tv_sec) +
-                (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+  double secs =
+      (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
   printf("%d/%d sessions opened at once, %d/%d messages sent in %.2f s; "
          "lab: %lu connections, at most %lu at once, %lu messages, "
          "%lu logins, %lu dropped\n",

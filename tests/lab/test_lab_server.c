@@ -9,18 +9,21 @@
 #define _GNU_SOURCE
 #include "lab.h"
 
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+/* cmocka.h needs the four above first */
+#include <cmocka.h>
+
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <gsasl.h>
 #include <netinet/in.h>
+#include <openssl/ssl.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
-#include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -267,8 +270,7 @@ static void test_data_scan(void **st) {
     for (int bytewise = 0; bytewise < 2; bytewise++) {
       char msg[256];
       size_t n;
-      size_t used =
-          scan(cases[i].in, strlen(cases[i].in), bytewise, msg, &n);
+      size_t used = scan(cases[i].in, strlen(cases[i].in), bytewise, msg, &n);
       assert_int_equal(used, cases[i].used);
       assert_int_equal(n, strlen(cases[i].msg));
       assert_memory_equal(msg, cases[i].msg, n);
@@ -341,11 +343,11 @@ static void test_mechanisms(void **st) {
     for (int good = 0; good < 2; good++) {
       raw r;
       raw_ready(&r, f);
-      int code = gsasl_login(&r, g, mechs[i],
-                             good ? "correct horse" : "wrong horse");
+      int code =
+          gsasl_login(&r, g, mechs[i], good ? "correct horse" : "wrong horse");
       if (code != (good ? 235 : 535))
-        fail_msg("%s with a %s password: %d", mechs[i],
-                 good ? "good" : "bad", code);
+        fail_msg("%s with a %s password: %d", mechs[i], good ? "good" : "bad",
+                 code);
       raw_send(&r, "QUIT\r\n");
       expect(&r, 221);
       raw_close(&r);
