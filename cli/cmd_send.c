@@ -271,6 +271,11 @@ static void print_json(const result_ctx *r, const smtpkit_settings *set) {
                                                                     : &e->reply);
   if (e->detail[0] && cause != SMTPKIT_CAUSE_ok)
     jw_str(&w, "detail", e->detail);
+  if (cause != SMTPKIT_CAUSE_ok) {
+    smtpkit_advice a;
+    smtpkit_error_advice(e, &a);
+    json_advice(&w, &a);
+  }
   jw_int(&w, "elapsed_ms", r->ms);
   jw_end(&w);
 }
@@ -315,14 +320,7 @@ static void print_human(const result_ctx *r, const smtpkit_settings *set) {
     size_t na = smtpkit_session_auth_attempts(r->s, &aa);
     report_error(r->ok ? "sent, but not to every recipient"
                        : "sending failed",
-                 r->err,
-                 r->err->stage == SMTPKIT_STAGE_AUTH && na
-                     ? aa[na - 1].mechanism
-                     : NULL);
-    if (na > 1)
-      for (size_t i = 0; i < na; i++)
-        fprintf(stderr, "  attempt: AUTH %s -> %d %s\n", aa[i].mechanism,
-                aa[i].reply.code, aa[i].reply.enhanced);
+                 r->err, aa, na);
   }
 }
 

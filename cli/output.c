@@ -79,7 +79,10 @@ static void print_reply(const smtpkit_reply *r) {
 }
 
 void report_error(const char *what, const smtpkit_error *e,
-                  const char *mechanism) {
+                  const smtpkit_auth_attempt *attempts, size_t n_attempts) {
+  const char *mechanism = e->stage == SMTPKIT_STAGE_AUTH && n_attempts
+                              ? attempts[n_attempts - 1].mechanism
+                              : NULL;
   fprintf(stderr, "smtpkit: %s: %s%s (exit %d)\n", what,
           smtpkit_cause_name(e->cause), e->transient ? ", temporary" : "",
           smtpkit_cause_exit_code(e->cause, e->transient));
@@ -93,8 +96,15 @@ void report_error(const char *what, const smtpkit_error *e,
     print_escaped(stderr, e->detail, strlen(e->detail));
     fputc('\n', stderr);
   }
+  for (size_t i = 0; n_attempts > 1 && i < n_attempts; i++)
+    fprintf(stderr, "  attempt: AUTH %s -> %d %s\n", attempts[i].mechanism,
+            attempts[i].reply.code, attempts[i].reply.enhanced);
   if (e->transient)
     fputs("  This looks temporary: retrying later may work.\n", stderr);
+  smtpkit_advice a;
+  smtpkit_error_advice(e, &a);
+  fputc('\n', stderr);
+  print_advice(stderr, &a, "this reply");
 }
 
 void print_warnings(const warnings *w) {
@@ -106,5 +116,64 @@ void json_warnings(jw *w, const warnings *ws) {
   jw_arr(w, "warnings");
   for (size_t i = 0; i < ws->n; i++)
     jw_str(w, NULL, ws->items[i]);
+  jw_arr_end(w);
+}
+
+/* ---- advice: what a cause means and how to fix it ---- */
+
+enum { ADVICE_LABEL = 12, ADVICE_WIDTH = 78 };
+
+/* Writes s word-wrapped, continuing lines indented to the label column. */
+void print_wrapped(FILE *f, const char *s) {
+  size_t col = ADVICE_LABEL;
+  while (*s) {
+    size_t w = strcspn(s, " ");
+    if (col > ADVICE_LABEL && col + 1 + w > ADVICE_WIDTH) {
+      fprintf(f, "\n%*s", ADVICE_LABEL, "");
+      col = ADVICE_LABEL;
+    } else if (col > ADVICE_LABEL) {
+      fputc(' ', f);
+      col++;
+    }
+    print_escaped(f, s, w);
+    col += w;
+    s += w;
+    while (*s == ' ')
+      s++;
+  }
+  fputc('\n', f);
+}
+
+void print_field(FILE *f, const char *label, const char *s) {
+  fprintf(f, "%-*s", ADVICE_LABEL, label);
+  print_wrapped(f, s);
+}
+
+void print_advice(FILE *f, const smtpkit_advice *a, const char *note_label) {
+  char line[32];
+  print_field(f, "meaning", a->summary);
+  if (a->note)
+    print_field(f, note_label, a->note);
+  if (a->why && a->why[0])
+    print_field(f, "why", a->why);
+  for (size_t i = 0; i < a->n_fix; i++) {
+    snprintf(line, sizeof line, "%zu.", i + 1);
+    fprintf(f, "%-*s%-4s", ADVICE_LABEL - 4, i ? "" : "fix", line);
+    print_wrapped(f, a->fix[i]);
+  }
+  for (size_t i = 0; i < a->n_references; i++)
+    fprintf(f, "%-*s%s\n", ADVICE_LABEL, i ? "" : "see", a->references[i]);
+}
+
+void json_advice(jw *w, const smtpkit_advice *a) {
+  jw_str(w, "provider", a->provider);
+  jw_str(w, "summary", a->summary);
+  jw_arr(w, "fix");
+  for (size_t i = 0; i < a->n_fix; i++)
+    jw_str(w, NULL, a->fix[i]);
+  jw_arr_end(w);
+  jw_arr(w, "references");
+  for (size_t i = 0; i < a->n_references; i++)
+    jw_str(w, NULL, a->references[i]);
   jw_arr_end(w);
 }

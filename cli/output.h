@@ -24,10 +24,18 @@ void transcript_line(void *ctx, char dir, const char *line, size_t len);
 /* Writes s with bytes that are not printable shown as \xNN. */
 void print_escaped(FILE *f, const char *s, size_t n);
 
-/* The failure report on stderr: cause, stage, reply, detail. */
+/* The failure report on stderr: cause, stage, reply, detail, the AUTH
+ * attempts, then what it means and how to fix it. */
 void report_error(const char *what, const smtpkit_error *e,
-                  const char *mechanism);
+                  const smtpkit_auth_attempt *attempts, size_t n_attempts);
 void print_warnings(const warnings *w);
+/* Text in the report layout: a 12-column label, then wrapped text. */
+void print_wrapped(FILE *f, const char *s);
+void print_field(FILE *f, const char *label, const char *s);
+/* meaning / this reply / why / fix 1. 2. ... / see */
+void print_advice(FILE *f, const smtpkit_advice *a, const char *note_label);
+/* "provider", "summary", "fix", "references" members. */
+void json_advice(jw *w, const smtpkit_advice *a);
 void json_warnings(jw *w, const warnings *ws);
 
 #endif

@@ -322,29 +322,31 @@ size_t sk_sasl_plan(const sk_caps *caps, bool tls, bool cb, bool have_password,
   return n;
 }
 
-bool sk_sasl_should_fall_back(const char *mech, smtpkit_cause cause,
-                              const smtpkit_reply *reply, bool tls,
-                              char remaining[][32], size_t n_remaining) {
+int sk_sasl_fall_back_to(const char *mech, smtpkit_cause cause,
+                         const smtpkit_reply *reply, bool tls,
+                         char remaining[][32], size_t n_remaining) {
   if (n_remaining == 0 || (reply->code >= 400 && reply->code < 500))
-    return false;
+    return -1;
   switch (cause) {
   case SMTPKIT_CAUSE_mech_not_supported:
   case SMTPKIT_CAUSE_mech_too_weak:
   case SMTPKIT_CAUSE_encryption_required:
-    return true;
+    return 0; /* the mechanism was the problem: the next one may work */
   default:
     break;
   }
   if (reply->code != 535 || !reply->text)
-    return false;
+    return -1;
   if (sk_memcasestr(reply->text, strlen(reply->text), "mechanism"))
-    return true;
+    return 0;
   /* A challenge-response mechanism can fail for a right password when the
-   * server stores only a hash; PLAIN or LOGIN over TLS can still work. */
+   * server stores only a hash; PLAIN or LOGIN over TLS can still work, and
+   * another challenge-response mechanism would fail the same way — skip
+   * to the first that sends the password itself. */
   if (sk_sasl_exposes_password(mech) || sk_sasl_uses_token(mech) || !tls)
-    return false;
+    return -1;
   for (size_t i = 0; i < n_remaining; i++)
     if (sk_sasl_exposes_password(remaining[i]))
-      return true;
-  return false;
+      return (int)i;
+  return -1;
 }

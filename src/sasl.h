@@ -55,10 +55,11 @@ size_t sk_sasl_plan(const sk_caps *caps, bool tls, bool channel_binding,
                     bool have_password, bool have_token, bool allow_plaintext,
                     const char *restrict_list, char out[][32], size_t max);
 
-/* After a failed attempt classified as cause: is another mechanism worth
- * one more attempt (RFC 4954 §6)? */
-bool sk_sasl_should_fall_back(const char *mech, smtpkit_cause cause,
-                              const smtpkit_reply *reply, bool tls,
-                              char remaining[][32], size_t n_remaining);
+/* After a failed attempt classified as cause: which of the remaining
+ * mechanisms is worth one more attempt (RFC 4954 §6)? Returns its index in
+ * remaining, or -1 to stop. */
+int sk_sasl_fall_back_to(const char *mech, smtpkit_cause cause,
+                         const smtpkit_reply *reply, bool tls,
+                         char remaining[][32], size_t n_remaining);
 
 #endif

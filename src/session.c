@@ -269,10 +269,11 @@ static sk_action on_auth(sk_sm *m, const smtpkit_reply *r) {
   if (m->oauth_error[0])
     sk_error_detail(&m->err, "the server rejected the OAuth2 token: %s",
                     m->oauth_error);
-  if (sk_sasl_should_fall_back(m->mech, m->err.cause, r, m->tls_active,
-                               m->plan + m->next_mech,
-                               m->n_plan - m->next_mech) &&
-      m->n_attempts < SK_MAX_AUTH_ATTEMPTS) {
+  int next = sk_sasl_fall_back_to(m->mech, m->err.cause, r, m->tls_active,
+                                  m->plan + m->next_mech,
+                                  m->n_plan - m->next_mech);
+  if (next >= 0 && m->n_attempts < SK_MAX_AUTH_ATTEMPTS) {
+    m->next_mech += (size_t)next;
     set_state(m, SK_ST_AUTH);
     sk_action a = start_next_mech(m);
     if (a != SK_ACT_FAIL)
