@@ -10,7 +10,7 @@ set -euo pipefail
 
 build_pkgs=(gcc make cmake pkg-config libssl-dev libgsasl-dev libcmocka-dev
             openssl ca-certificates)
-test_pkgs=(python3 python3-aiosmtpd nodejs npm)
+test_pkgs=(python3 python3-aiosmtpd nodejs npm valgrind)
 fuzz_pkgs=(clang libclang-rt-14-dev)
 
 missing=()
