@@ -4,7 +4,7 @@
 #   scripts/deps.sh build   compiler, CMake, OpenSSL 3, GNU SASL, cmocka
 #   scripts/deps.sh test    build + the real servers the interop tests start
 #                           (Postfix + Dovecot, Exim, nodemailer's
-#                           smtp-server, aiosmtpd)
+#                           smtp-server, aiosmtpd, Postfix + Cyrus SASL)
 #   scripts/deps.sh fuzz    build + clang and libFuzzer
 set -euo pipefail
 
@@ -35,7 +35,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 if [ "$what" = test ]; then
   here=$(cd "$(dirname "$0")/.." && pwd)
-  for s in postfix_dovecot exim nodemailer aiosmtpd; do
+  for s in postfix_dovecot exim nodemailer aiosmtpd cyrus_postfix; do
     bash "$here/tests/interop/$s.sh" install
   done
 fi

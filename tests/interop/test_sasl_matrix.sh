@@ -3,7 +3,8 @@
 # cell a successful send and a wrong secret. Writes the matrix as Markdown.
 #   test_sasl_matrix.sh STATE_ROOT SMTPKIT OUT.md
 # STATE_ROOT holds one state directory per server (postfix_dovecot, exim,
-# nodemailer, aiosmtpd), as the fixtures in tests/CMakeLists.txt start them.
+# nodemailer, aiosmtpd, cyrus_postfix), as the fixtures in
+# tests/CMakeLists.txt start them.
 set -u
 ROOT=$1
 SMTPKIT=$2
@@ -12,7 +13,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib/testlib.sh"
 work=$(mktemp -d)
 trap 'rm -rf "$work" "$XDG_STATE_HOME"' EXIT
-for s in postfix_dovecot exim nodemailer aiosmtpd; do . "$ROOT/$s/env"; done
+for s in postfix_dovecot exim nodemailer aiosmtpd cyrus_postfix; do . "$ROOT/$s/env"; done
 
 printf 'correct horse\n' >"$work/pw"
 printf 'wrong horse\n' >"$work/bad"
@@ -69,6 +70,12 @@ cell "nodemailer smtp-server" "$NM_SUBMISSION_PORT" "$NM_CA_FILE" XOAUTH2 alice 
   "$work/tok" "$work/badtok" oauth_token_invalid --oauth2-token-file
 for m in PLAIN LOGIN; do
   cell "aiosmtpd" "$AIO_SUBMISSION_PORT" "$AIO_CA_FILE" $m alice \
+    "$work/pw" "$work/bad" bad_credentials
+done
+# Cyrus SASL also offers DIGEST-MD5 (RFC 6331: historic), which smtpkit
+# does not implement, so it has no cell.
+for m in PLAIN LOGIN CRAM-MD5 SCRAM-SHA-1 SCRAM-SHA-256; do
+  cell "Postfix 3.7 + Cyrus SASL (sasldb)" "$CY_SUBMISSION_PORT" "$CY_CA_FILE" $m alice \
     "$work/pw" "$work/bad" bad_credentials
 done
 
