@@ -52,6 +52,11 @@ void help_lab(void) {
       "      --maildir DIR       store each accepted message in DIR (Maildir:\n"
       "                          tmp/ then new/), exactly as received after\n"
       "                          un-dot-stuffing, with CRLF line ends\n"
+      "      --mechanisms LIST   offer these SASL mechanisms after TLS\n"
+      "                          instead of the scenario's, e.g.\n"
+      "                          'SCRAM-SHA-256-PLUS SCRAM-SHA-256 PLAIN'\n"
+      "                          (-PLUS: channel binding to the TLS session)\n"
+      "      --tls-max 1.2|1.3   highest TLS version (1.2 tests tls-unique)\n"
       "      --idle-timeout SECONDS  drop silent clients (default 120)\n"
       "      --max-connections N     at most N clients at once (default "
       "1000)\n"
@@ -77,6 +82,8 @@ enum {
   OPT_USER,
   OPT_PASSWORD,
   OPT_TOKEN,
+  OPT_MECHS,
+  OPT_TLS_MAX,
   OPT_CERT,
   OPT_KEY,
   OPT_CA_OUT,
@@ -120,6 +127,8 @@ static int parse(int argc, char **argv, smtpkit_lab_options *o, bool *list,
       {"user", required_argument, 0, OPT_USER},
       {"password", required_argument, 0, OPT_PASSWORD},
       {"token", required_argument, 0, OPT_TOKEN},
+      {"mechanisms", required_argument, 0, OPT_MECHS},
+      {"tls-max", required_argument, 0, OPT_TLS_MAX},
       {"cert", required_argument, 0, OPT_CERT},
       {"key", required_argument, 0, OPT_KEY},
       {"ca-out", required_argument, 0, OPT_CA_OUT},
@@ -167,6 +176,15 @@ static int parse(int argc, char **argv, smtpkit_lab_options *o, bool *list,
       break;
     case OPT_TOKEN:
       o->token = optarg;
+      break;
+    case OPT_MECHS:
+      o->mechanisms = optarg;
+      rc = check_clean("--mechanisms", optarg);
+      break;
+    case OPT_TLS_MAX:
+      if (strcmp(optarg, "1.2") && strcmp(optarg, "1.3"))
+        rc = usage_error("lab", "--tls-max wants 1.2 or 1.3, not '%s'", optarg);
+      o->tls_max_version = strcmp(optarg, "1.2") ? 0 : 12;
       break;
     case OPT_CERT:
       o->cert_file = optarg;

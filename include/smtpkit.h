@@ -349,6 +349,10 @@ typedef struct smtpkit_lab_options {
   unsigned idle_timeout_ms;  /* drop silent clients; 0: 120000 */
   unsigned max_connections;  /* 0: 1000 */
   FILE *log;               /* one line per connection event, or NULL */
+  const char *mechanisms;  /* mechanisms offered after TLS instead of the
+                              scenario's, e.g. "SCRAM-SHA-256-PLUS PLAIN";
+                              NULL: the scenario's */
+  int tls_max_version;     /* 12: at most TLS 1.2 (tls-unique); 0: any */
 } smtpkit_lab_options;
 
 void smtpkit_lab_options_init(smtpkit_lab_options *o);
@@ -385,6 +389,244 @@ void smtpkit_lab_get_stats(const smtpkit_lab *lab, smtpkit_lab_stats *out);
 void smtpkit_lab_free(smtpkit_lab *lab);
 
 /* ---- probing and diagnosis (probe.c, doctor.c) ---- */
+
+/* smtpkit_doctor_run() answers "why does sending (or login) fail, and what
+ * works?": it finds the server (a host name, or an e-mail address through
+ * the knowledge base, DNS SRV (RFC 6186, RFC 8314) and MX records), probes
+ * the submission ports concurrently (each both as plain SMTP + STARTTLS
+ * and as implicit TLS), checks who answered, logs in once on the best
+ * working port, and names one root cause (SPEC §3) with its evidence, the
+ * fix, and settings verified on the wire. Probing is bounded by the
+ * timeout (+ 2 s) however many ports are silent. */
+
+/* What a TLS handshake on a probed port showed. */
+typedef struct smtpkit_tls_info {
+  bool ok;             /* a handshake completed */
+  char version[16];    /* "TLSv1.3" */
+  bool verified;       /* chain and host name verified */
+  char error[256];     /* why the handshake failed or did not verify */
+  char subject[256];   /* RFC 2253 text */
+  char issuer[256];
+  char names[512];     /* subjectAltName: "DNS:a, IP:127.0.0.1" */
+  char not_after[32];  /* "2026-01-31T12:00:00Z" */
+} smtpkit_tls_info;
+
+/* One probed port. Strings belong to the report. */
+typedef struct smtpkit_probe {
+  const char *host;
+  unsigned port;
+  const char *mode;        /* what it speaks: "starttls", "implicit",
+                              "plain" (no TLS offered) or "none" */
+  bool reachable;          /* a TCP connection was accepted */
+  long long elapsed_ms;
+  smtpkit_reply greeting;  /* the first greeting seen; code 0: none */
+  smtpkit_tls_info tls;
+  const char *auth_before_tls; /* " PLAIN LOGIN " (EHLO before TLS) */
+  const char *auth_after_tls;  /* after STARTTLS / on implicit TLS */
+  const char *extensions;  /* EHLO keywords, '\n'-separated */
+  const char *ehlo_name;   /* first word of the EHLO reply */
+  bool tls_met_banner;     /* a TLS handshake met a plain SMTP banner */
+  bool no_plain_greeting;  /* a plain connection got no greeting */
+  smtpkit_error result;    /* ok when fit for submission, else why not */
+} smtpkit_probe;
+
+/* Where the diagnosis looked. */
+typedef struct smtpkit_doctor_target {
+  const char *input;    /* what the user gave */
+  const char *host;     /* the server probed */
+  const char *provider; /* provider id (SPEC §3) expected there, or NULL */
+  const char *source;   /* "input", "provider-db", "srv", "mx" or "guess"
+                           (smtp.DOMAIN / mail.DOMAIN) */
+} smtpkit_doctor_target;
+
+/* The login, if one was tried. */
+typedef struct smtpkit_doctor_auth {
+  bool attempted;
+  const char *host;
+  unsigned port;
+  smtpkit_tls_mode tls;
+  const char *mechanism;  /* the last mechanism tried, or NULL */
+  bool ok;
+  smtpkit_reply reply;    /* the server's final reply to it */
+  size_t n_attempts;      /* every AUTH exchange, all sessions */
+  const smtpkit_auth_attempt *attempts;
+  const char *skipped;    /* why no login was tried, or NULL */
+} smtpkit_doctor_auth;
+
+/* The test message of --send-test. */
+typedef struct smtpkit_doctor_send_test {
+  bool attempted, ok;
+  const char *from, *to;
+  smtpkit_reply reply;    /* the reply that refused it, or the final 250 */
+  const char *queue_id;
+} smtpkit_doctor_send_test;
+
+/* A configuration that was verified on the wire. */
+typedef struct smtpkit_doctor_endpoint {
+  const char *host;
+  unsigned port;
+  smtpkit_tls_mode tls;       /* STARTTLS or IMPLICIT */
+  const char *auth_mechanism; /* the one that logged in; NULL: not tried */
+  const char *helo;           /* EHLO name that worked, when the user's
+                                 did not; else NULL */
+} smtpkit_doctor_endpoint;
+
+/* Live progress of a probe: index of count, status text; done once. */
+typedef void (*smtpkit_progress_fn)(void *ctx, size_t index, size_t count,
+                                    const char *host, unsigned port,
+                                    const char *status, bool done);
+
+typedef struct smtpkit_doctor_options {
+  const char *input;  /* "HOST", "HOST:PORT", "[V6]:PORT" or "user@domain";
+                         NULL: settings.host */
+  /* host: when input is NULL; port 0: probe 587, 465, 25 and 2525 (else
+   * only that port, and the provider's own ports); tls AUTO with port 0:
+   * whatever works, else the mode evaluated on the user's port;
+   * timeout_ms 0: 8000, the bound of the whole probing; user and a secret
+   * source: log in once; transcript: every connection, tagged. */
+  smtpkit_settings settings;
+  const char *provider;   /* provider id the user expects, or NULL */
+  const char *dns_server; /* "ADDR[:PORT]" for SRV, MX and addresses */
+  bool no_auth;           /* probe only */
+  bool try_all_mechanisms;/* one login per offered mechanism */
+  const char *send_test_to;   /* after a login, submit a test message */
+  const char *send_test_from; /* NULL: the user name if it is an address */
+  smtpkit_progress_fn progress; /* called from the calling thread */
+  void *progress_ctx;
+  /* The lock-out guard: asked before each login (false, with why, holds
+   * the secret back), and told each outcome. Either may be NULL. */
+  bool (*may_login)(void *ctx, const char *host, unsigned port, char *why,
+                    size_t why_cap);
+  void (*login_done)(void *ctx, const char *host, unsigned port,
+                     const smtpkit_error *err, bool ok);
+  void *login_ctx;
+} smtpkit_doctor_options;
+
+void smtpkit_doctor_options_init(smtpkit_doctor_options *o);
+
+typedef struct smtpkit_doctor_report smtpkit_doctor_report;
+
+/* Runs the diagnosis. NULL only when out of memory. */
+smtpkit_doctor_report *smtpkit_doctor_run(const smtpkit_doctor_options *o);
+void smtpkit_doctor_report_free(smtpkit_doctor_report *r);
+
+/* The root cause: cause, transient, stage, reply, provider, detail. */
+const smtpkit_error *smtpkit_doctor_error(const smtpkit_doctor_report *r);
+/* Exit code for it (SPEC §2); 0 when the diagnosis is ok. */
+int smtpkit_doctor_exit_code(const smtpkit_doctor_report *r);
+/* What on the wire shows it, one observation per string. */
+size_t smtpkit_doctor_evidence(const smtpkit_doctor_report *r,
+                               const char *const **out);
+/* Summary and fix steps (provider-specific where known). */
+void smtpkit_doctor_advice(const smtpkit_doctor_report *r,
+                           smtpkit_advice *out);
+const smtpkit_doctor_target *
+smtpkit_doctor_target_of(const smtpkit_doctor_report *r);
+size_t smtpkit_doctor_probes(const smtpkit_doctor_report *r,
+                             const smtpkit_probe **out);
+const smtpkit_doctor_auth *
+smtpkit_doctor_auth_of(const smtpkit_doctor_report *r);
+const smtpkit_doctor_send_test *
+smtpkit_doctor_send_test_of(const smtpkit_doctor_report *r);
+/* The verified configuration; false when none was verified. */
+bool smtpkit_doctor_recommended(const smtpkit_doctor_report *r,
+                                smtpkit_doctor_endpoint *out);
+/* The user name the verified login used, or NULL. */
+const char *smtpkit_doctor_user(const smtpkit_doctor_report *r);
+/* The CA file given (to repeat in settings snippets), or NULL. */
+const char *smtpkit_doctor_ca_file(const smtpkit_doctor_report *r);
+size_t smtpkit_doctor_warnings(const smtpkit_doctor_report *r,
+                               const char *const **out);
+long long smtpkit_doctor_elapsed_ms(const smtpkit_doctor_report *r);
+
+/* ---- batch sending (batch.c) ---- */
+
+/* One connection, many messages (client.c). smtpkit_session_send may be
+ * called again and again on an open session:
+ *  - after a message was accepted, for the next one;
+ *  - after a transaction the server refused with a reply (to MAIL, RCPT,
+ *    DATA or the end of data; not 421): the next call sends RSET first, in
+ *    the same group as the next MAIL when the server offers PIPELINING.
+ * The results (smtpkit_session_rcpt_results, _data_reply, _queue_id,
+ * _error) are those of the last call; recipient addresses point into the
+ * envelope it was given. */
+
+/* True when another smtpkit_session_send can work on this connection.
+ * False before open, after 421, a lost connection, a time-out or a
+ * protocol error: close the session and open a new one. */
+bool smtpkit_session_ready(const smtpkit_session *s);
+
+/* Sends RSET now (smtpkit_session_send does it itself when needed). False
+ * when the session is not ready or the server refused RSET. */
+bool smtpkit_session_reset(smtpkit_session *s);
+
+/* smtpkit_session_send, and when the server offers PIPELINING, the MAIL,
+ * RCPT and DATA commands of next go out right after this message's end of
+ * data, without waiting for its reply (RFC 2920 §3.1: message content may
+ * be the first command of a group): one round trip per message, not two.
+ * next (NULL: none) must stay valid and unchanged until it is sent. When it
+ * was pipelined, the next call on this session must send that same
+ * envelope (same pointer); smtpkit_session_close may be called instead: it
+ * then drops the connection without QUIT, and the server discards the
+ * pipelined transaction. A message counts as sent only after the final 250
+ * to its own end of data. */
+bool smtpkit_session_send_next(smtpkit_session *s, const smtpkit_envelope *env,
+                               smtpkit_read_fn read, void *read_ctx,
+                               const smtpkit_envelope *next);
+
+/* Many messages over one or more connections, with reconnection. */
+
+typedef struct smtpkit_batch_message {
+  smtpkit_envelope env;
+  smtpkit_read_fn read; /* the message from its first byte */
+  void *read_ctx;
+} smtpkit_batch_message;
+
+/* What happened to one message; pointers are valid during the callback. */
+typedef struct smtpkit_batch_result {
+  size_t index;
+  bool sent; /* the final 250 to its end of data came */
+  /* Why not, or which recipients were refused: cause ok when it went to
+   * every recipient. delivery_unknown: the end of data was sent and no
+   * reply came, so it may have been delivered; it is not sent again. */
+  const smtpkit_error *error;
+  size_t n_rcpt;
+  const smtpkit_rcpt_result *rcpt; /* per recipient, as far as known */
+  const smtpkit_reply *data_reply; /* reply to its end of data, or NULL */
+  const char *queue_id;            /* from that reply, or NULL */
+  unsigned attempts;   /* connections that tried it (0: never tried) */
+  unsigned connection; /* which connection: 0 .. connections-1 */
+  const smtpkit_session *session; /* TLS, AUTH, auth attempts; or NULL */
+} smtpkit_batch_result;
+
+typedef struct smtpkit_batch {
+  size_t count;            /* messages 0 .. count-1 */
+  unsigned connections;    /* parallel connections; 0: 1 */
+  unsigned max_attempts;   /* per message, across reconnections; 0: 3 */
+  unsigned max_reconnects; /* connection failures in a row; 0: 3 */
+  /* Prepares message i, from its first byte (again when it is retried
+   * after a reconnection). False when it cannot be read: err says why, and
+   * it is reported failed. */
+  bool (*open)(void *ctx, size_t i, smtpkit_batch_message *out,
+               smtpkit_error *err);
+  /* Done with message i: one call per successful open. */
+  void (*close)(void *ctx, size_t i, smtpkit_batch_message *m);
+  /* Exactly once per message, in completion order, never two at once. */
+  void (*result)(void *ctx, const smtpkit_batch_result *r);
+  void *ctx;
+} smtpkit_batch;
+
+/* Sends every message of the batch: each connection takes the next
+ * message from a shared queue and pipelines the one after it. When a
+ * connection ends (421, closed, time-out), it reconnects and resumes with
+ * the message it was sending; a message is tried on at most max_attempts
+ * connections, a connection that fails max_reconnects times in a row (or
+ * once, permanently: bad credentials, certificates) gives up, and when the
+ * last one gives up every message left is reported failed with its error.
+ * With several connections, open and close run on several threads at once
+ * (for different messages). Returns how many messages were sent. */
+size_t smtpkit_batch_send(const smtpkit_settings *settings,
+                          const smtpkit_batch *batch);
 
 #pragma GCC visibility pop
 

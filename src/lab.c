@@ -217,6 +217,7 @@ struct smtpkit_lab {
   const lab_scenario_def *sc;
   const lab_behaviour *b;
   char *user, *password, *token, *maildir, *listen, *tls_listen;
+  char *mechs; /* --mechanisms: replaces the scenario's list after TLS */
   char ca_path[PATH_MAX], tmpdir[PATH_MAX - 16];
   SSL_CTX *ssl_ctx;
   Gsasl *gsasl;
@@ -352,6 +353,8 @@ static bool has_word(const char *list, const char *word) {
 
 static const char *offered_mechs(const lab_conn *c) {
   const lab_behaviour *b = c->lab->b;
+  if (c->tls && c->lab->mechs)
+    return c->lab->mechs;
   if (c->tls)
     return b->auth_tls ? b->auth_tls : DEFAULT_MECHS;
   return b->auth_plain ? b->auth_plain : "";
@@ -697,6 +700,39 @@ static void token_step(lab_conn *c, const char *b64) {
   reply(c, line);
 }
 
+/* SCRAM-*-PLUS: the server side of channel binding, from this TLS
+ * session — tls-exporter (RFC 9266) on TLS 1.3, tls-unique (RFC 5929, the
+ * client's Finished message) on TLS 1.2. Only -PLUS sessions get it. */
+static bool set_channel_binding(lab_conn *c) {
+  size_t n = strlen(c->mech);
+  if (n < 5 || strcmp(c->mech + n - 5, "-PLUS") != 0)
+    return true;
+  if (!c->ssl)
+    return false;
+  unsigned char cb[64];
+  size_t len = 0;
+  bool exporter = SSL_version(c->ssl) >= TLS1_3_VERSION;
+  if (exporter) {
+    static const char label[] = "EXPORTER-Channel-Binding";
+    if (SSL_export_keying_material(c->ssl, cb, 32, label, sizeof label - 1,
+                                   NULL, 0, 0) != 1)
+      return false;
+    len = 32;
+  } else {
+    len = SSL_get_peer_finished(c->ssl, cb, sizeof cb);
+    if (len == 0 || len > sizeof cb)
+      return false;
+  }
+  char *b64 = sk_base64_encode(cb, len);
+  if (!b64)
+    return false;
+  gsasl_property_set(c->sasl,
+                     exporter ? GSASL_CB_TLS_EXPORTER : GSASL_CB_TLS_UNIQUE,
+                     b64);
+  free(b64);
+  return true;
+}
+
 static void cmd_auth(lab_conn *c, const char *arg) {
   smtpkit_lab *L = c->lab;
   if (!c->helo_done)
@@ -740,6 +776,10 @@ static void cmd_auth(lab_conn *c, const char *arg) {
     return reply(c, "454 4.7.0 Temporary authentication failure");
   }
   gsasl_session_hook_set(c->sasl, c);
+  if (!set_channel_binding(c)) {
+    auth_reset(c);
+    return reply(c, "454 4.7.0 Temporary authentication failure");
+  }
   c->phase = PH_AUTH;
   sasl_step(c, ir ? ir : "");
 }
@@ -1408,6 +1448,10 @@ smtpkit_lab *smtpkit_lab_new(const smtpkit_lab_options *o, char *err,
       sk_tls_server_ctx(o->cert_file, o->key_file, L->ca_path, err, errlen);
   if (!L->ssl_ctx)
     goto fail;
+  if (o->tls_max_version == 12)
+    SSL_CTX_set_max_proto_version(L->ssl_ctx, TLS1_2_VERSION);
+  if (o->mechanisms && !(L->mechs = sk_strdup(o->mechanisms)))
+    goto fail;
   if (L->maildir && !make_maildir(L->maildir, err, errlen))
     goto fail;
   if (gsasl_init(&L->gsasl) != GSASL_OK) {
@@ -1569,6 +1613,7 @@ void smtpkit_lab_free(smtpkit_lab *L) {
   free(L->user);
   free(L->password);
   free(L->token);
+  free(L->mechs);
   free(L->maildir);
   free(L->listen);
   free(L->tls_listen);
