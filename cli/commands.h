@@ -17,5 +17,7 @@ int cmd_lab(int argc, char **argv);
 void help_lab(void);
 int cmd_demo(int argc, char **argv);
 void help_demo(void);
+int cmd_doctor(int argc, char **argv);
+void help_doctor(void);
 
 #endif

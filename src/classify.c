@@ -23,12 +23,14 @@
  *
  * Interception is judged here only when the context names the provider the
  * user expects (ctx->provider, or the provider of ctx->host) and the
- * banner carries fingerprints of other servers only; doctor, which sees
- * the certificate too, may conclude it from more evidence.
+ * banner carries the fingerprint of a server program such as a hosting
+ * company's cPanel Exim and none of the expected provider; doctor, which
+ * sees the certificate too, may conclude it from more evidence.
  *
  * Events without a reply (socket and TLS errors, missing extensions) map
  * one to one to causes.
  */
+#include "doctor.h"
 #include "kb.h"
 
 #include <stdlib.h>
@@ -67,8 +69,8 @@ void sk_classify_event(smtpkit_error *err, sk_event ev, smtpkit_stage stage) {
       [SK_EV_TOO_BIG] = SMTPKIT_CAUSE_message_too_big,
       [SK_EV_INTERNAL] = SMTPKIT_CAUSE_unknown,
   };
-  set(err, (unsigned)ev < sizeof map / sizeof *map ? map[ev]
-                                                    : SMTPKIT_CAUSE_unknown,
+  set(err,
+      (unsigned)ev < sizeof map / sizeof *map ? map[ev] : SMTPKIT_CAUSE_unknown,
       stage);
 }
 
@@ -213,15 +215,21 @@ bool sk_classify_intercepted(const sk_context *ctx, const char **who) {
     expected = sk_kb_provider_from_host(ctx->host, NULL);
   if (!expected)
     return false;
-  const char *ids[8];
+  const char *ids[8], *other = NULL;
   size_t k = sk_kb_fingerprints(ctx->banner, strlen(ctx->banner),
                                 SK_FP_BANNER | SK_FP_REPLY, ids, 8);
-  for (size_t i = 0; i < k && i < 8; i++)
+  for (size_t i = 0; i < k && i < 8; i++) {
     if (!strcmp(ids[i], expected))
       return false;
-  if (k && who)
-    *who = ids[0];
-  return k > 0;
+    /* Another provider's banner is more likely shared infrastructure (AOL
+     * runs on Yahoo's) or a wrong host name than interception; a hosting
+     * server program's banner (cPanel's Exim) is the interception. */
+    if (!other && !sk_kb_provider(ids[i]))
+      other = ids[i];
+  }
+  if (other && who)
+    *who = other;
+  return other != NULL;
 }
 
 /* ---- OAuth2 error challenges (RFC 7628 §3.2.2) ---- */
@@ -290,8 +298,8 @@ bool sk_oauth_error_decode(const char *b64, size_t n, char *status,
 
 static bool oauth_challenge(const smtpkit_reply *r) {
   return r->code == 334 && r->text &&
-         sk_oauth_error_decode(r->text, strlen(r->text), NULL, 0, NULL, 0,
-                               NULL, 0);
+         sk_oauth_error_decode(r->text, strlen(r->text), NULL, 0, NULL, 0, NULL,
+                               0);
 }
 
 static bool oauth_mechanism(const char *mech) {
@@ -302,8 +310,8 @@ static bool oauth_mechanism(const char *mech) {
 /* ---- the decision ---- */
 
 static bool is_failure(const smtpkit_reply *r) {
-  return r->code >= 400 || (!r->code && (r->enhanced[0] == '4' ||
-                                         r->enhanced[0] == '5'));
+  return r->code >= 400 ||
+         (!r->code && (r->enhanced[0] == '4' || r->enhanced[0] == '5'));
 }
 
 /* 4xx is transient; without a code, the enhanced code's class tells. */
@@ -360,8 +368,8 @@ static smtpkit_cause decide(smtpkit_stage stage, const smtpkit_reply *r,
   /* A guessed connect/greeting stage is too weak for "5xx = IP blocked". */
   smtpkit_stage rule_stage =
       guessed && stage <= SMTPKIT_STAGE_GREETING ? SMTPKIT_STAGE_NONE : stage;
-  smtpkit_cause c = e ? e->cause
-                      : stage_reply(r, rule_stage, ctx && ctx->authed);
+  smtpkit_cause c =
+      e ? e->cause : stage_reply(r, rule_stage, ctx && ctx->authed);
   if (!e) {
     /* The meaning of the bare code: decides when the stage rules could
      * not, and lends its knowledge (transience, note) when it agrees. */
@@ -433,4 +441,59 @@ void smtpkit_error_advice(const smtpkit_error *err, smtpkit_advice *out) {
       e = NULL;
   }
   sk_advice_fill(out, err->cause, err->provider, NULL, e);
+}
+
+/* ---- doctor's evidence beyond one reply (declared in doctor.h) ---- */
+
+/* Interception from everything a probe saw: the expected provider's
+ * fingerprint anywhere clears the server; fingerprints of others only
+ * (a host's cPanel Exim for smtp.gmail.com) mean someone else answered. */
+bool sk_classify_answered_by(smtpkit_error *err, const sk_context *ctx,
+                             const char *ehlo, const char *cert_names,
+                             const char **who) {
+  const char *expected = ctx ? sk_kb_provider(ctx->provider) : NULL;
+  if (!expected && ctx && ctx->host)
+    expected = sk_kb_provider_from_host(ctx->host, NULL);
+  if (!expected)
+    return false;
+  const struct {
+    const char *text;
+    unsigned where;
+  } seen[] = {{ctx->banner, SK_FP_BANNER | SK_FP_REPLY},
+              {ehlo, SK_FP_EHLO | SK_FP_REPLY},
+              {cert_names, SK_FP_CERT}};
+  const char *other = NULL;
+  for (size_t i = 0; i < sizeof seen / sizeof *seen; i++) {
+    const char *ids[8];
+    size_t k = seen[i].text
+                   ? sk_kb_fingerprints(seen[i].text, strlen(seen[i].text),
+                                        seen[i].where, ids, 8)
+                   : 0;
+    for (size_t j = 0; j < k && j < 8; j++)
+      if (!strcmp(ids[j], expected))
+        return false;
+    if (k && !other)
+      other = ids[0];
+  }
+  if (!other)
+    return false;
+  set(err, SMTPKIT_CAUSE_smtp_intercepted, SMTPKIT_STAGE_GREETING);
+  err->provider = expected;
+  if (who)
+    *who = other;
+  return true;
+}
+
+/* A provider's MX (receiving) or relay host is not where users log in. */
+bool sk_classify_endpoint(smtpkit_error *err, const char *host,
+                          const char **provider) {
+  sk_host_kind kind = SK_HOST_UNKNOWN;
+  const char *p = host ? sk_kb_provider_from_host(host, &kind) : NULL;
+  if (!p || (kind != SK_HOST_MX && kind != SK_HOST_RELAY))
+    return false;
+  set(err, SMTPKIT_CAUSE_wrong_endpoint, SMTPKIT_STAGE_CONNECT);
+  err->provider = p;
+  if (provider)
+    *provider = p;
+  return true;
 }

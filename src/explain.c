@@ -30,6 +30,7 @@
 #include "kb.h"
 
 #include <ctype.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,12 +41,12 @@
 typedef struct cand {
   size_t at, text_at, text_end; /* offsets in the normalized text */
   size_t line, last_line;
-  int code;       /* 0: only an enhanced code */
+  int code; /* 0: only an enhanced code */
   char enh[16];
-  bool python;    /* (code, b'...') tuple: text already split into lines */
-  bool hint;      /* "(535)", "535:": a bare code for a neighbour */
+  bool python; /* (code, b'...') tuple: text already split into lines */
+  bool hint;   /* "(535)", "535:": a bare code for a neighbour */
   bool dropped;
-  sk_buf text;    /* reply text, lines joined with '\n' */
+  sk_buf text; /* reply text, lines joined with '\n' */
 } cand;
 
 typedef struct scan {
@@ -138,8 +139,7 @@ static size_t enh_at(const scan *sc, size_t i, bool after_code, char out[16]) {
 /* Success and intermediate codes a server really sends; other 2xx/3xx
  * numbers in a text are more often sizes, ports or counters. */
 static bool known_positive(int code) {
-  static const int known[] = {211, 214, 220, 221, 235, 250,
-                              251, 252, 334, 354};
+  static const int known[] = {211, 214, 220, 221, 235, 250, 251, 252, 334, 354};
   for (size_t i = 0; i < sizeof known / sizeof *known; i++)
     if (known[i] == code)
       return true;
@@ -153,6 +153,9 @@ static int code_at(const scan *sc, size_t i) {
       !is_digit(s[i + 2]) || (i + 3 < sc->n && is_digit(s[i + 3])))
     return 0;
   if (i > 0 && !code_may_follow(s[i - 1]))
+    return 0;
+  /* "00:43:05,535 ERROR" (log milliseconds), "10.0.0.1:465" (a port). */
+  if (i > 1 && strchr(",:", s[i - 1]) && is_digit(s[i - 2]))
     return 0;
   if (i >= 5 && !strncmp(s + i - 5, "line ", 5))
     return 0; /* Python traceback: File "x.py", line 535, in login */
@@ -242,8 +245,8 @@ static size_t code_form(scan *sc, size_t i) {
   size_t j = i + 3;
   char sep = j < sc->n ? s[j] : '\n';
   bool hint = (sep == ')' && i > 0 && s[i - 1] == '(') ||
-              (sep == ':' && j + 1 < sc->n && s[j + 1] == ' ' &&
-               i > 0 && strchr(" (", s[i - 1]));
+              (sep == ':' && j + 1 < sc->n && s[j + 1] == ' ' && i > 0 &&
+               strchr(" (", s[i - 1]));
   if (!hint && sep != ' ' && sep != '-' && sep != '\n' && sep != '\t')
     return 0;
   cand *c = add(sc, i, code);
@@ -265,6 +268,16 @@ static size_t code_form(scan *sc, size_t i) {
     c->enh[0] = '\0';
   c->text_at = j;
   c->text_end = line_end(sc, j);
+  /* A quoted reply ('535 ...', "535 ...") ends at its closing quote: one
+   * followed by a delimiter, not the apostrophe of "you're". */
+  char q = i > 0 ? s[i - 1] : 0;
+  for (size_t e = j; (q == '"' || q == '\'' || q == '`') && e < c->text_end;
+       e++)
+    if (s[e] == q && s[e - 1] != '\\' &&
+        (e + 1 >= c->text_end || strchr(",;:)]} \t\\", s[e + 1]))) {
+      c->text_end = e;
+      break;
+    }
   return j;
 }
 
@@ -274,8 +287,7 @@ static size_t enh_form(scan *sc, size_t i) {
   const char *s = sc->s;
   if (!k || enh[0] == '2')
     return 0;
-  if (i + k < sc->n && s[i + k] != ' ' && s[i + k] != '\t' &&
-      s[i + k] != '\n')
+  if (i + k < sc->n && s[i + k] != ' ' && s[i + k] != '\t' && s[i + k] != '\n')
     return 0;
   cand *c = add(sc, i, 0);
   if (!c)
@@ -355,8 +367,7 @@ static void build_text(const scan *sc, cand *c) {
   while (a < c->text_end && s[a] == ' ')
     a++;
   scan tmp = {.s = s, .n = c->text_end};
-  size_t k = enh_at(&tmp, a, true, c->enh);
-  if (!k || c->enh[0] != '0' + c->code / 100)
+  if (!enh_at(&tmp, a, true, c->enh))
     c->enh[0] = '\0';
   sk_buf line = {0};
   for (size_t i = c->text_at; i <= c->text_end; i++) {
@@ -380,11 +391,13 @@ static int klass(const cand *c) {
 static bool failing(const cand *c) { return !c->dropped && klass(c) >= 4; }
 
 /* A bare code goes to the nearest enhanced-only candidate of its class on
- * the same or a neighbouring line ("Detail: 5.7.60 ...\nSMTP code: 550"). */
-static bool give_code(scan *sc, cand *h) {
-  cand *best = NULL;
+ * the same or a neighbouring line ("Detail: 5.7.60 ...\nSMTP code: 550").
+ * Candidates are in text order: only a few around index h can qualify. */
+static bool give_code(scan *sc, size_t hi) {
+  cand *h = &sc->c[hi], *best = NULL;
   size_t best_d = 3;
-  for (size_t k = 0; k < sc->nc; k++) {
+  size_t from = hi > 8 ? hi - 8 : 0, to = hi + 9 < sc->nc ? hi + 9 : sc->nc;
+  for (size_t k = from; k < to; k++) {
     cand *c = &sc->c[k];
     if (c == h || c->dropped || c->code || c->enh[0] - '0' != h->code / 100)
       continue;
@@ -413,7 +426,7 @@ static void tidy(scan *sc) {
     cand *c = &sc->c[k];
     if (c->dropped || !c->code || c->text.len)
       continue;
-    if (give_code(sc, c) || c->hint) {
+    if (give_code(sc, k) || c->hint) {
       c->dropped = true;
       continue;
     }
@@ -443,8 +456,9 @@ static void tidy(scan *sc) {
     cand *c = &sc->c[k];
     if (c->dropped)
       continue;
-    bool same = prev && (c->code ? c->code == prev->code
-                                 : prev->enh[0] && !strcmp(prev->enh, c->enh)) &&
+    bool same = prev &&
+                (c->code ? c->code == prev->code
+                         : prev->enh[0] && !strcmp(prev->enh, c->enh)) &&
                 (!c->enh[0] || !prev->enh[0] || !strcmp(c->enh, prev->enh)) &&
                 c->line <= prev->last_line + 1;
     if (!same) {
@@ -507,8 +521,11 @@ static const struct marker markers[] = {
 static const char *find_last(const char *s, size_t n, const char *w,
                              bool exact) {
   size_t m = strlen(w);
+  int first = tolower((unsigned char)w[0]);
   for (size_t i = n; i >= m; i--) {
     const char *p = s + i - m;
+    if (tolower((unsigned char)*p) != first)
+      continue;
     if (exact ? !memcmp(p, w, m) : !!sk_memcasestr(p, m, w))
       return p;
   }
@@ -518,8 +535,8 @@ static const char *find_last(const char *s, size_t n, const char *w,
 /* The stage a reply answered, from what precedes it and from its code. */
 static smtpkit_stage guess_stage(const scan *sc, const cand *c) {
   int code = c->code;
-  if (code == 334 || code == 432 || code == 534 || code == 535 ||
-      code == 538 || (code == 454 && !strcmp(c->enh, "4.7.0")))
+  if (code == 334 || code == 432 || code == 534 || code == 535 || code == 538 ||
+      (code == 454 && !strcmp(c->enh, "4.7.0")))
     return SMTPKIT_STAGE_AUTH;
   /* Postfix bounces say it outright: "(in reply to MAIL FROM command)". */
   const char *t = c->text.data;
@@ -545,12 +562,12 @@ static smtpkit_stage guess_stage(const scan *sc, const cand *c) {
   return stage;
 }
 
-/* The mechanism of the last AUTH command before offset upto (not the
- * "250-AUTH PLAIN LOGIN" capability line). */
-static void auth_mechanism(const scan *sc, size_t upto, char *out,
-                           size_t cap) {
+/* The mechanism of the last AUTH command shortly before offset upto (not
+ * the "250-AUTH PLAIN LOGIN" capability line). */
+static void auth_mechanism(const scan *sc, size_t upto, char *out, size_t cap) {
   out[0] = '\0';
-  for (size_t i = 0; i + 5 <= upto; i++) {
+  for (size_t i = upto > 2 * LOOK_BACK ? upto - 2 * LOOK_BACK : 0;
+       i + 5 <= upto; i++) {
     if (memcmp(sc->s + i, "AUTH ", 5) ||
         (i >= 4 && (!strncmp(sc->s + i - 4, "250-", 4) ||
                     !strncmp(sc->s + i - 4, "250 ", 4))))
@@ -571,8 +588,8 @@ static const char *host_provider(const scan *sc, char *host, size_t cap) {
   const char *s = sc->s;
   for (size_t i = 0; i < sc->n;) {
     size_t j = i;
-    while (j < sc->n && (isalnum((unsigned char)s[j]) || s[j] == '.' ||
-                         s[j] == '-'))
+    while (j < sc->n &&
+           (isalnum((unsigned char)s[j]) || s[j] == '.' || s[j] == '-'))
       j++;
     size_t a = i, b = j;
     while (b > a && (s[b - 1] == '.' || s[b - 1] == '-'))
@@ -593,22 +610,26 @@ static const char *host_provider(const scan *sc, char *host, size_t cap) {
 }
 
 typedef struct evidence {
-  const char *hint;       /* provider the user expects (--provider) */
-  const char *by_host;    /* provider of a host named in the text */
-  const char *by_print;   /* provider the text's fingerprints name */
-  const char *server;     /* a server program's fingerprint (cpanel) */
+  const char *hint;     /* provider the user expects (--provider) */
+  const char *by_host;  /* provider of a host named in the text */
+  const char *by_print; /* provider the text's fingerprints name */
+  const char *server;   /* a server program's fingerprint (cpanel) */
   char host[256];
-  const char *banner;     /* text of the first 220 greeting */
-  bool oauth_error;       /* a 334 challenge holds an OAuth2 error */
+  const char *banner; /* text of the first 220 greeting */
+  bool oauth_error;   /* a 334 challenge holds an OAuth2 error */
+  size_t authed_at;   /* offset of the first 235 reply, or SIZE_MAX */
 } evidence;
 
 static void gather(const scan *sc, const char *hint, evidence *ev) {
   memset(ev, 0, sizeof *ev);
+  ev->authed_at = SIZE_MAX;
   ev->hint = sk_kb_provider(hint);
   ev->by_host = host_provider(sc, ev->host, sizeof ev->host);
-  ev->by_print = sk_kb_provider_from_text(sc->s, sc->n, SK_FP_ANY);
+  /* Certificate names ("outlook.com") would match addresses in the text. */
+  const unsigned where = SK_FP_BANNER | SK_FP_EHLO | SK_FP_REPLY;
+  ev->by_print = sk_kb_provider_from_text(sc->s, sc->n, where);
   const char *ids[8];
-  size_t k = sk_kb_fingerprints(sc->s, sc->n, SK_FP_ANY, ids, 8);
+  size_t k = sk_kb_fingerprints(sc->s, sc->n, where, ids, 8);
   for (size_t i = 0; i < k && i < 8 && !ev->server; i++)
     if (!sk_kb_provider(ids[i]))
       ev->server = ids[i];
@@ -618,9 +639,11 @@ static void gather(const scan *sc, const char *hint, evidence *ev) {
       continue;
     if (c->code == 220 && !ev->banner)
       ev->banner = c->text.data ? c->text.data : "";
+    if (c->code == 235 && ev->authed_at == SIZE_MAX)
+      ev->authed_at = c->at;
     if (c->code == 334 && c->text.data &&
-        sk_oauth_error_decode(c->text.data, c->text.len, NULL, 0, NULL, 0,
-                              NULL, 0))
+        sk_oauth_error_decode(c->text.data, c->text.len, NULL, 0, NULL, 0, NULL,
+                              0))
       ev->oauth_error = true;
   }
 }
@@ -641,9 +664,7 @@ static void classify_cand(const scan *sc, const evidence *ev, const cand *c,
                           bool wide, verdict *v) {
   char mech[32];
   auth_mechanism(sc, c->at, mech, sizeof mech);
-  bool authed = false;
-  for (size_t i = 0; i < sc->nc && sc->c[i].at < c->at; i++)
-    authed = authed || sc->c[i].code == 235;
+  bool authed = ev->authed_at < c->at;
   sk_context ctx = {.provider = expected_provider(ev),
                     .host = ev->host[0] ? ev->host : NULL,
                     .banner = ev->banner,
@@ -712,10 +733,11 @@ static bool choose(const scan *sc, const evidence *ev, verdict *best) {
   return found;
 }
 
-static const char *server_of(const evidence *ev, const sk_kb_reply *e) {
+static const char *server_of(const evidence *ev, const sk_kb_reply *e,
+                             bool ambiguous) {
   if (ev->server)
     return ev->server;
-  if (!e)
+  if (!e || ambiguous)
     return NULL;
   const char *o = sk_kb_reply_origin(e);
   if (sk_kb_provider(o) || !strcmp(o, "generic") || !strncmp(o, "rfc", 3))
@@ -746,9 +768,9 @@ static void finish(smtpkit_explanation *out, const evidence *ev,
   out->cause = v->err.cause;
   out->transient = v->err.transient;
   /* The text may not say which command failed; the knowledge may. */
-  out->stage = v->stage != SMTPKIT_STAGE_NONE || !e ? v->stage
-                                                     : stage_named(e->stage);
-  out->server = server_of(ev, e);
+  out->stage =
+      v->stage != SMTPKIT_STAGE_NONE || !e ? v->stage : stage_named(e->stage);
+  out->server = server_of(ev, e, v->x.ambiguous);
   const char *provider = expected_provider(ev);
   if (!provider && e && !v->x.ambiguous)
     provider = sk_kb_provider(sk_kb_reply_origin(e));
@@ -861,8 +883,8 @@ bool smtpkit_explain_text(const char *text, size_t len, const char *provider,
   evidence ev;
   gather(sc, provider, &ev);
   verdict v = {0};
-  if (choose(sc, &ev, &v) && (v.err.cause != SMTPKIT_CAUSE_unknown ||
-                              !client_error(sc, &ev, out))) {
+  if (choose(sc, &ev, &v) &&
+      (v.err.cause != SMTPKIT_CAUSE_unknown || !client_error(sc, &ev, out))) {
     out->reply_found = true;
     out->code = v.c->code;
     memcpy(out->enhanced, v.c->enh, sizeof out->enhanced);
@@ -871,8 +893,8 @@ bool smtpkit_explain_text(const char *text, size_t len, const char *provider,
   } else if (!out->found && !without_reply(sc, &ev, out) &&
              !client_error(sc, &ev, out)) {
     for (size_t i = 0; i < sc->nc; i++)
-      out->success_only = out->success_only ||
-                          (!sc->c[i].dropped && klass(&sc->c[i]) > 0);
+      out->success_only =
+          out->success_only || (!sc->c[i].dropped && klass(&sc->c[i]) > 0);
     sk_advice_fill(&out->advice, SMTPKIT_CAUSE_unknown, ev.hint, NULL, NULL);
   }
   sk_error_clear(&v.err);

@@ -140,7 +140,8 @@ static const struct mechs_row mechs[] = {
 #define ROW_MECHS ROW_NONE
 
 #undef ROW_LOGIN
-#define ROW_LOGIN(id, user, secret, url, source) {id, user, secret, url, source},
+#define ROW_LOGIN(id, user, secret, url, source)                               \
+  {id, user, secret, url, source},
 static const sk_kb_login logins[] = {
 #include "kb/providers.def"
 };
@@ -151,7 +152,8 @@ struct fingerprint_row {
   const char *id, *where, *pattern, *source;
 };
 #undef ROW_FINGERPRINT
-#define ROW_FINGERPRINT(id, where, pattern, source) {id, where, pattern, source},
+#define ROW_FINGERPRINT(id, where, pattern, source)                            \
+  {id, where, pattern, source},
 static const struct fingerprint_row fingerprints[] = {
 #include "kb/providers.def"
 };
@@ -179,8 +181,8 @@ static const struct username_row usernames[] = {
 
 static const sk_kb_cause causes[SMTPKIT_CAUSE_COUNT] = {
 #define KB_CAUSE(c, summary, why, reference, ...)                              \
-  [SMTPKIT_CAUSE_##c] = {SMTPKIT_CAUSE_##c, summary, why, reference,           \
-                         {__VA_ARGS__}},
+  [SMTPKIT_CAUSE_##                                                            \
+      c] = {SMTPKIT_CAUSE_##c, summary, why, reference, {__VA_ARGS__}},
 #include "kb/causes.def"
 #undef KB_CAUSE
 };
@@ -276,6 +278,17 @@ static int reply_score(const sk_kb_reply *e, const sk_kb_query *q) {
   return score;
 }
 
+/* Shared wording is explained best by the most general source: an RFC's
+ * note fits any server, a server program's fits its installations, a
+ * provider's only the provider. */
+static int generality(const sk_kb_reply *e) {
+  const char *o = sk_kb_reply_origin(e);
+  return !strncmp(o, "rfc", 3)   ? 0
+         : !strcmp(o, "generic") ? 1
+         : !sk_kb_provider(o)    ? 2
+                                 : 3;
+}
+
 const sk_kb_reply *sk_kb_reply_lookup(const sk_kb_query *q, unsigned which,
                                       bool *ambiguous, int *score) {
   const sk_kb_reply *best = NULL;
@@ -294,10 +307,7 @@ const sk_kb_reply *sk_kb_reply_lookup(const sk_kb_query *q, unsigned which,
     } else if (s == best_score &&
                !eq_ci(sk_kb_reply_origin(e), sk_kb_reply_origin(best))) {
       tie = true;
-      /* Shared wording: a server program's or the RFC's note fits any
-       * server; a provider's note only its own. */
-      if (sk_kb_provider(sk_kb_reply_origin(best)) &&
-          !sk_kb_provider(sk_kb_reply_origin(e)))
+      if (generality(e) < generality(best))
         best = e;
     }
   }
@@ -495,8 +505,8 @@ bool sk_kb_username_wrong(const char *id, const char *user) {
 
 /* ---- fixes and causes ---- */
 
-size_t sk_kb_fixes(const char *id, smtpkit_cause cause,
-                   const sk_kb_fix **out, size_t max) {
+size_t sk_kb_fixes(const char *id, smtpkit_cause cause, const sk_kb_fix **out,
+                   size_t max) {
   const char *name = smtpkit_cause_name(cause);
   size_t k = 0;
   for (size_t i = 0; id && name && i < N(fixes); i++)

@@ -2,8 +2,8 @@
  * kb.h — the knowledge base (kb.c) and the classifier's helpers
  * (classify.c) for explain, doctor and the SASL layer; not installed.
  *
- * The knowledge lives in data/kb/ (.def files) and is compiled into static tables:
- *   replies.def    known server replies and the cause each one means;
+ * The knowledge lives in data/kb/ (.def files) and is compiled into static
+ * tables: replies.def    known server replies and the cause each one means;
  *   providers.def  providers: domains, hosts, submission settings,
  *                  mechanisms, login formats, fingerprints, fix steps;
  *   causes.def     what each cause means, why it happens with correct
@@ -26,23 +26,23 @@ typedef struct sk_kb_reply {
   const char *enhanced; /* "5.7.8", or "" for any */
   const char *pattern;  /* substrings joined by "&&"; "" for none */
   smtpkit_cause cause;
-  const char *note;     /* what this reply means, for the user */
-  const char *source;   /* where the reply text is documented or quoted */
+  const char *note;   /* what this reply means, for the user */
+  const char *source; /* where the reply text is documented or quoted */
 } sk_kb_reply;
 
 /* What is known around a reply when looking it up. */
 typedef struct sk_kb_query {
-  const char *provider;  /* provider id known from context, or NULL */
-  smtpkit_stage stage;   /* SMTPKIT_STAGE_NONE when unknown */
-  bool stage_guessed;    /* stage inferred from words around a pasted reply:
-                            a mismatch lowers the score instead of excluding */
-  int code;              /* 0 when the text carried none */
-  const char *enhanced;  /* "5.7.8"; NULL or "" when absent */
-  const char *text;      /* the reply text (or a whole pasted text) */
+  const char *provider; /* provider id known from context, or NULL */
+  smtpkit_stage stage;  /* SMTPKIT_STAGE_NONE when unknown */
+  bool stage_guessed;   /* stage inferred from words around a pasted reply:
+                           a mismatch lowers the score instead of excluding */
+  int code;             /* 0 when the text carried none */
+  const char *enhanced; /* "5.7.8"; NULL or "" when absent */
+  const char *text;     /* the reply text (or a whole pasted text) */
   size_t len;
-  bool around;           /* text is what surrounds a reply, not the reply:
-                            only distinctive wording counts (entries for
-                            any code, or patterns of 10 bytes or more) */
+  bool around; /* text is what surrounds a reply, not the reply:
+                  only distinctive wording counts (entries for
+                  any code, or patterns of 10 bytes or more) */
 } sk_kb_query;
 
 /* Which entries a lookup considers: entries that recognise the reply by
@@ -145,8 +145,8 @@ typedef struct sk_kb_fix {
 } sk_kb_fix;
 /* The provider's (or server program's) own fix steps for a cause, in
  * order; fills out with up to max; returns how many exist. */
-size_t sk_kb_fixes(const char *id, smtpkit_cause cause,
-                   const sk_kb_fix **out, size_t max);
+size_t sk_kb_fixes(const char *id, smtpkit_cause cause, const sk_kb_fix **out,
+                   size_t max);
 
 #define SK_KB_MAX_STEPS 8
 typedef struct sk_kb_cause {
@@ -188,18 +188,20 @@ bool sk_oauth_error_decode(const char *b64, size_t n, char *status,
                            char *schemes, size_t schemes_cap);
 
 /* The server that answered is not the one expected: the expected provider
- * is known (ctx->provider, else from ctx->host) and the banner carries a
- * fingerprint of other servers only (e.g. a host's cPanel Exim answering
- * for smtp.gmail.com). *who (if not NULL) gets the banner's id. */
+ * is known (ctx->provider, else from ctx->host) and the banner carries the
+ * fingerprint of a server program (e.g. a web host's cPanel Exim answering
+ * for smtp.gmail.com) and none of the expected provider. Another
+ * provider's banner alone is not taken as interception (AOL greets from
+ * Yahoo's platform). *who (if not NULL) gets the server program's id. */
 bool sk_classify_intercepted(const sk_context *ctx, const char **who);
 
 /* What explain (or doctor) adds to sk_classify_reply(), and what it learns
  * back about the decision. */
 typedef struct sk_classify_extra {
-  bool stage_guessed;  /* the stage was inferred from words around a
-                          pasted reply: it only weighs, never excludes */
-  const char *around;  /* text around the reply (a pasted log), searched
-                          for known wording when the reply text has none */
+  bool stage_guessed; /* the stage was inferred from words around a
+                         pasted reply: it only weighs, never excludes */
+  const char *around; /* text around the reply (a pasted log), searched
+                         for known wording when the reply text has none */
   size_t around_len;
   const sk_kb_reply *entry; /* out: the knowledge that decided, or NULL */
   bool ambiguous;           /* out: entry's wording is shared by other

@@ -15,6 +15,8 @@
  */
 #include "sasl.h"
 
+#include "kb.h"
+
 #include <ctype.h>
 #include <gsasl.h>
 #include <stdio.h>
@@ -103,40 +105,12 @@ static char *oauth_initial(const sk_sasl *s, const sk_sasl_creds *c,
   return out;
 }
 
-static void json_field(const char *js, size_t n, const char *key, char *out,
-                       size_t cap) {
-  char pat[40];
-  snprintf(pat, sizeof pat, "\"%s\"", key);
-  const char *p = sk_memcasestr(js, n, pat);
-  out[0] = '\0';
-  if (!p)
-    return;
-  p += strlen(pat);
-  const char *end = js + n;
-  while (p < end && (isspace((unsigned char)*p) || *p == ':'))
-    p++;
-  bool quoted = p < end && *p == '"';
-  if (quoted)
-    p++;
-  size_t k = 0;
-  while (p < end && k + 1 < cap &&
-         (quoted ? *p != '"' : (*p != ',' && *p != '}' && !isspace((unsigned char)*p))))
-    out[k++] = *p++;
-  out[k] = '\0';
-}
-
 /* A 334 during a token exchange carries a JSON error. Record it, answer
  * so the server can finish with its final failure reply. */
 static int oauth_step(sk_sasl *s, const char *challenge, char **response) {
-  size_t n = 0;
-  unsigned char *js = sk_base64_decode(challenge, strlen(challenge), &n);
-  char status[32] = "", scope[160] = "", schemes[32] = "";
-  if (js) {
-    json_field((const char *)js, n, "status", status, sizeof status);
-    json_field((const char *)js, n, "scope", scope, sizeof scope);
-    json_field((const char *)js, n, "schemes", schemes, sizeof schemes);
-    free(js);
-  }
+  char status[32], scope[160], schemes[32];
+  sk_oauth_error_decode(challenge, strlen(challenge), status, sizeof status,
+                        scope, sizeof scope, schemes, sizeof schemes);
   snprintf(s->oauth_error, sizeof s->oauth_error, "status=%s%s%s%s%s",
            status[0] ? status : "?", scope[0] ? " scope=" : "", scope,
            schemes[0] ? " schemes=" : "", schemes);

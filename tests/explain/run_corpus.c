@@ -89,9 +89,9 @@ static bool check(int lineno, const char *cause, const char *prov,
   bool ok = !strcmp(got_c, cause) &&
             (want_p ? got_p && !strcmp(want_p, got_p) : !got_p);
   if (!ok)
-    printf("line %d: want %s/%s, got %s/%s (code %d %s)\n    %.150s\n",
-           lineno, cause, want_p ? want_p : "-", got_c, got_p ? got_p : "-",
-           e.code, e.enhanced, raw);
+    printf("line %d: want %s/%s, got %s/%s (code %d %s)\n    %.150s\n", lineno,
+           cause, want_p ? want_p : "-", got_c, got_p ? got_p : "-", e.code,
+           e.enhanced, raw);
   return ok;
 }
 
@@ -104,8 +104,8 @@ static int coverage(void) {
       continue;
     bool seen = false;
     for (size_t k = 0; k < n_inputs && !seen; k++)
-      seen = sk_kb_pattern_match(e->pattern, inputs[k], strlen(inputs[k]),
-                                 NULL);
+      seen =
+          sk_kb_pattern_match(e->pattern, inputs[k], strlen(inputs[k]), NULL);
     if (!seen) {
       printf("not exercised: %s %d %s \"%s\"\n", e->origin, e->code,
              e->enhanced, e->pattern);

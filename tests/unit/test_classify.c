@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,9 +24,8 @@ static smtpkit_error run(const char *wire, smtpkit_stage stage,
   return e;
 }
 
-static void expect(const char *wire, smtpkit_stage stage,
-                   const sk_context *ctx, smtpkit_cause want,
-                   bool transient) {
+static void expect(const char *wire, smtpkit_stage stage, const sk_context *ctx,
+                   smtpkit_cause want, bool transient) {
   smtpkit_error e = run(wire, stage, ctx);
   if (e.cause != want || e.transient != transient)
     fail_msg("%s: got %s%s, want %s%s", wire, smtpkit_cause_name(e.cause),
@@ -70,8 +70,8 @@ static void lab_replies(void **state) {
          SMTPKIT_STAGE_MAIL, &after_auth, SMTPKIT_CAUSE_sender_not_authorized,
          false);
   expect("550 5.4.5 Daily user sending quota exceeded. x - gsmtp",
-         SMTPKIT_STAGE_MAIL, &after_auth,
-         SMTPKIT_CAUSE_sending_quota_exceeded, true);
+         SMTPKIT_STAGE_MAIL, &after_auth, SMTPKIT_CAUSE_sending_quota_exceeded,
+         true);
   expect("534 5.7.9 Authentication mechanism is too weak", A, &none,
          SMTPKIT_CAUSE_mech_too_weak, false);
   expect("538 5.7.11 Encryption required for requested authentication "
@@ -119,25 +119,23 @@ static void session_basics(void **state) {
 static void transience(void **state) {
   (void)state;
   /* Mailjet's 4xx for bad credentials is permanent. */
-  expect("435 4.7.8 Error: authentication failed:", SMTPKIT_STAGE_AUTH,
-         &none, SMTPKIT_CAUSE_bad_credentials, false);
+  expect("435 4.7.8 Error: authentication failed:", SMTPKIT_STAGE_AUTH, &none,
+         SMTPKIT_CAUSE_bad_credentials, false);
   /* Microsoft's 451 for "STARTTLS required" is permanent; its enhanced
    * code's class differs from the code's. */
   expect("451 5.7.3 STARTTLS is required to send mail", SMTPKIT_STAGE_MAIL,
          &none, SMTPKIT_CAUSE_starttls_required, false);
   /* SendGrid's exhausted credits at AUTH: the login is fine, wait. */
   expect("451 Authentication failed: Maximum credits exceeded",
-         SMTPKIT_STAGE_AUTH, &none, SMTPKIT_CAUSE_sending_quota_exceeded,
-         true);
+         SMTPKIT_STAGE_AUTH, &none, SMTPKIT_CAUSE_sending_quota_exceeded, true);
   /* Postfix's relay refusal with soft_bounce is still a refusal. */
-  expect("454 4.7.1 <x@example.org>: Relay access denied",
-         SMTPKIT_STAGE_RCPT, &none, SMTPKIT_CAUSE_relay_denied, false);
-  expect("451 4.3.0 x", SMTPKIT_STAGE_DATA, &none, SMTPKIT_CAUSE_unknown,
-         true);
+  expect("454 4.7.1 <x@example.org>: Relay access denied", SMTPKIT_STAGE_RCPT,
+         &none, SMTPKIT_CAUSE_relay_denied, false);
+  expect("451 4.3.0 x", SMTPKIT_STAGE_DATA, &none, SMTPKIT_CAUSE_unknown, true);
   expect("550 5.7.1 computer says no", SMTPKIT_STAGE_NONE, &none,
          SMTPKIT_CAUSE_unknown, false);
-  expect("599 something odd", SMTPKIT_STAGE_NONE, &none,
-         SMTPKIT_CAUSE_unknown, false);
+  expect("599 something odd", SMTPKIT_STAGE_NONE, &none, SMTPKIT_CAUSE_unknown,
+         false);
   expect("421 closing, come back later", SMTPKIT_STAGE_MAIL, &none,
          SMTPKIT_CAUSE_server_unavailable, true);
 }
@@ -199,8 +197,8 @@ static void context_rules(void **state) {
          SMTPKIT_CAUSE_mech_not_supported, false);
   /* Short user name at Microsoft. */
   sk_context ms = {.host = "smtp.office365.com", .user = "alice"};
-  expect("535 5.7.3 Authentication unsuccessful [X.PROD.OUTLOOK.COM]", A,
-         &ms, SMTPKIT_CAUSE_wrong_username_format, false);
+  expect("535 5.7.3 Authentication unsuccessful [X.PROD.OUTLOOK.COM]", A, &ms,
+         SMTPKIT_CAUSE_wrong_username_format, false);
 }
 
 static void interception(void **state) {
@@ -229,6 +227,10 @@ static void interception(void **state) {
   sk_context unknown_banner = {.host = "smtp.gmail.com",
                                .banner = "mx.example.net ESMTP"};
   assert_false(sk_classify_intercepted(&unknown_banner, NULL));
+  /* AOL greets from Yahoo's platform: shared infrastructure. */
+  sk_context aol = {.host = "smtp.aol.com",
+                    .banner = "smtp.mail.yahoo.com ESMTP ready"};
+  assert_false(sk_classify_intercepted(&aol, NULL));
 }
 
 static void provider_and_advice(void **state) {
@@ -317,6 +319,12 @@ static void explain_forms(void **state) {
   assert_true(e.transient);
   e = ex("< 535 5.7.8 Authentication credentials invalid", NULL);
   assert_int_equal(e.cause, SMTPKIT_CAUSE_bad_credentials);
+  assert_null(e.advice.provider);
+  /* An address is not a server: no provider from bob@outlook.com. */
+  e = ex("553 5.7.1 <bob@outlook.com>: Sender address rejected: not owned by "
+         "user alice@example.test",
+         NULL);
+  assert_int_equal(e.cause, SMTPKIT_CAUSE_sender_not_authorized);
   assert_null(e.advice.provider);
   e = ex("msmtp: server message: 535 5.7.8 Error: authentication failed: "
          "UGFzc3dvcmQ6",

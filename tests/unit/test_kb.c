@@ -6,16 +6,16 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* SPEC §3 provider identifiers. */
 static const char *const spec_providers[] = {
-    "google",  "microsoft", "yahoo",    "aol",     "icloud",
-    "zoho",    "fastmail",  "gmx",      "yandex",  "mailru",
-    "qq",      "netease",   "ses",      "sendgrid", "mailgun",
-    "postmark", "brevo",    "mailjet",  "sparkpost"};
+    "google",  "microsoft", "yahoo",  "aol",     "icloud",   "zoho", "fastmail",
+    "gmx",     "yandex",    "mailru", "qq",      "netease",  "ses",  "sendgrid",
+    "mailgun", "postmark",  "brevo",  "mailjet", "sparkpost"};
 
 static bool sourced(const char *s) {
   return s && (!strncmp(s, "http", 4) || !strncmp(s, "RFC", 3) ||
@@ -24,9 +24,8 @@ static bool sourced(const char *s) {
 
 static bool valid_enhanced(const char *e) {
   char out[16];
-  return !e[0] ||
-         (strlen(e) < sizeof out && sk_enhanced_at(e, strlen(e), out) ==
-                                        strlen(e));
+  return !e[0] || (strlen(e) < sizeof out &&
+                   sk_enhanced_at(e, strlen(e), out) == strlen(e));
 }
 
 static void reply_entries_are_sourced_and_valid(void **state) {
@@ -145,8 +144,7 @@ static void error_entries_are_sourced(void **state) {
 static void hosts_name_provider_and_role(void **state) {
   (void)state;
   sk_host_kind k;
-  assert_string_equal(sk_kb_provider_from_host("smtp.gmail.com", &k),
-                      "google");
+  assert_string_equal(sk_kb_provider_from_host("smtp.gmail.com", &k), "google");
   assert_int_equal(k, SK_HOST_SUBMISSION);
   assert_string_equal(sk_kb_provider_from_host("SMTP.Gmail.COM.", &k),
                       "google");
@@ -192,17 +190,16 @@ static void domains_name_providers(void **state) {
 static void fingerprints_name_servers(void **state) {
   (void)state;
   const char *gmail = "smtp.gmail.com ESMTP a1sm1 - gsmtp";
-  assert_string_equal(
-      sk_kb_provider_from_text(gmail, strlen(gmail), SK_FP_ANY), "google");
+  assert_string_equal(sk_kb_provider_from_text(gmail, strlen(gmail), SK_FP_ANY),
+                      "google");
   const char *sg = "SG ESMTP service ready at ismtpd0013p1las1.sendgrid.net";
-  assert_string_equal(
-      sk_kb_provider_from_text(sg, strlen(sg), SK_FP_BANNER), "sendgrid");
+  assert_string_equal(sk_kb_provider_from_text(sg, strlen(sg), SK_FP_BANNER),
+                      "sendgrid");
   const char *cp = "server.example.com ESMTP Exim 4.96 #2\nWe do not "
                    "authorize the use of this system to transport "
                    "unsolicited,\nand/or bulk e-mail.";
   const char *ids[4];
-  assert_int_equal(sk_kb_fingerprints(cp, strlen(cp), SK_FP_BANNER, ids, 4),
-                   1);
+  assert_int_equal(sk_kb_fingerprints(cp, strlen(cp), SK_FP_BANNER, ids, 4), 1);
   assert_string_equal(ids[0], "cpanel");
   /* cPanel is a server program, not a provider. */
   assert_null(sk_kb_provider_from_text(cp, strlen(cp), SK_FP_ANY));
@@ -250,8 +247,11 @@ static void reply_lookup_prefers_specific_knowledge(void **state) {
   (void)state;
   const char *t = "Unrecognized authentication type [SN1NAM02FT025.eop-nam02"
                   ".prod.protection.outlook.com]";
-  sk_kb_query q = {.stage = SMTPKIT_STAGE_AUTH, .code = 504,
-                   .enhanced = "5.7.4", .text = t, .len = strlen(t)};
+  sk_kb_query q = {.stage = SMTPKIT_STAGE_AUTH,
+                   .code = 504,
+                   .enhanced = "5.7.4",
+                   .text = t,
+                   .len = strlen(t)};
   const sk_kb_reply *e = sk_kb_reply_lookup(&q, SK_KB_ALL, NULL, NULL);
   assert_non_null(e);
   assert_int_equal(e->cause, SMTPKIT_CAUSE_wrong_endpoint);
@@ -265,8 +265,8 @@ static void reply_lookup_prefers_specific_knowledge(void **state) {
   assert_int_equal(e->cause, SMTPKIT_CAUSE_app_password_required);
   /* Shared wording is ambiguous and keeps the generic note. */
   const char *rfc = "Authentication credentials invalid";
-  sk_kb_query r = {.code = 535, .enhanced = "5.7.8", .text = rfc,
-                   .len = strlen(rfc)};
+  sk_kb_query r = {
+      .code = 535, .enhanced = "5.7.8", .text = rfc, .len = strlen(rfc)};
   bool amb = false;
   e = sk_kb_reply_lookup(&r, SK_KB_ALL, &amb, NULL);
   assert_true(amb);
@@ -283,14 +283,14 @@ static void pattern_matching(void **state) {
   (void)state;
   size_t len = 0;
   const char *t = "Mail relay denied [1.2.3.4]. Invalid credentials for relay";
-  assert_true(sk_kb_pattern_match("mail RELAY denied&&invalid credentials",
-                                  t, strlen(t), &len));
-  assert_int_equal(len, strlen("mail RELAY denied") +
-                            strlen("invalid credentials"));
+  assert_true(sk_kb_pattern_match("mail RELAY denied&&invalid credentials", t,
+                                  strlen(t), &len));
+  assert_int_equal(len,
+                   strlen("mail RELAY denied") + strlen("invalid credentials"));
   assert_false(sk_kb_pattern_match("relay&&nope", t, strlen(t), NULL));
   const char *zh = "Error: \xe8\xaf\xb7\xe4\xbd\xbf\xe7\x94\xa8";
-  assert_true(sk_kb_pattern_match("\xe8\xaf\xb7\xe4\xbd\xbf", zh, strlen(zh),
-                                  NULL));
+  assert_true(
+      sk_kb_pattern_match("\xe8\xaf\xb7\xe4\xbd\xbf", zh, strlen(zh), NULL));
 }
 
 static void oauth_error_challenge(void **state) {
@@ -299,23 +299,22 @@ static void oauth_error_challenge(void **state) {
   const char *g = "eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiYmVhcmVyIiwic2NvcGUiOiJo"
                   "dHRwczovL21haWwuZ29vZ2xlLmNvbS8ifQ==";
   char status[8], scope[64], schemes[16];
-  assert_true(sk_oauth_error_decode(g, strlen(g), status, sizeof status,
-                                    scope, sizeof scope, schemes,
-                                    sizeof schemes));
+  assert_true(sk_oauth_error_decode(g, strlen(g), status, sizeof status, scope,
+                                    sizeof scope, schemes, sizeof schemes));
   assert_string_equal(status, "401");
   assert_string_equal(scope, "https://mail.google.com/");
   assert_string_equal(schemes, "bearer");
   /* Only what fits is copied. */
   char tiny[4];
-  assert_true(sk_oauth_error_decode(g, strlen(g), NULL, 0, tiny, sizeof tiny,
-                                    NULL, 0));
+  assert_true(
+      sk_oauth_error_decode(g, strlen(g), NULL, 0, tiny, sizeof tiny, NULL, 0));
   assert_string_equal(tiny, "htt");
   /* A LOGIN prompt is base64 too, but not an error. */
   assert_false(sk_oauth_error_decode("VXNlcm5hbWU6", 12, status, sizeof status,
                                      NULL, 0, NULL, 0));
   assert_string_equal(status, "");
-  assert_false(sk_oauth_error_decode("not base64!", 11, NULL, 0, NULL, 0,
-                                     NULL, 0));
+  assert_false(
+      sk_oauth_error_decode("not base64!", 11, NULL, 0, NULL, 0, NULL, 0));
 }
 
 static void advice_prefers_provider_steps(void **state) {
@@ -329,8 +328,8 @@ static void advice_prefers_provider_steps(void **state) {
   smtpkit_cause_advice(SMTPKIT_CAUSE_app_password_required, NULL, &a);
   assert_null(a.provider);
   assert_true(a.n_fix >= 1);
-  assert_string_equal(a.summary,
-                      smtpkit_cause_summary(SMTPKIT_CAUSE_app_password_required));
+  assert_string_equal(
+      a.summary, smtpkit_cause_summary(SMTPKIT_CAUSE_app_password_required));
   /* A provider without steps for this cause gets the generic ones. */
   smtpkit_cause_advice(SMTPKIT_CAUSE_dns_failure, "google", &a);
   assert_true(a.n_fix >= 1);
