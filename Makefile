@@ -5,7 +5,7 @@
 BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all deps test-deps build demo check clean sanitize fuzz
+.PHONY: all deps test-deps build demo check clean sanitize fuzz bench
 
 all: build
 
@@ -34,6 +34,11 @@ FUZZ_SECONDS ?= 60
 fuzz:
 	@scripts/deps.sh fuzz
 	@scripts/fuzz.sh $(FUZZ_SECONDS)
+
+# smtpkit side by side with msmtp, swaks, curl, smtplib and smtp-source;
+# writes bench/results.md (a few minutes).
+bench: build
+	@bash bench/run.sh $(BUILD)/smtpkit
 
 clean:
 	rm -rf $(BUILD) $(BUILD)-asan build-fuzz

@@ -143,32 +143,76 @@ static void short_text(char *out, size_t cap, const smtpkit_error *e,
       *p = '?';
 }
 
-/* Runs the client against one lab as SPEC §5 checks the scenario. */
-static void run_client(demo_run *d, bool verbose) {
+/* The client settings SPEC §5 checks a scenario with. */
+static void check_settings(const demo_run *d, smtpkit_settings *set,
+                           bool verbose) {
   const smtpkit_lab_check *k = &d->sc->check;
-  smtpkit_settings set;
-  smtpkit_settings_init(&set);
-  set.host = "127.0.0.1";
-  set.port = smtpkit_lab_port(d->lab, false);
-  set.tls = k->tls;
-  set.ca_file = smtpkit_lab_ca_file(d->lab);
-  set.helo = k->helo;
-  set.timeout_ms = 1000 * (k->timeout_s ? k->timeout_s : 3);
-  set.user = "alice";
+  smtpkit_settings_init(set);
+  set->host = "127.0.0.1";
+  set->port = smtpkit_lab_port(d->lab, false);
+  set->tls = k->tls;
+  set->ca_file = smtpkit_lab_ca_file(d->lab);
+  set->helo = k->helo;
+  set->timeout_ms = 1000 * (k->timeout_s ? k->timeout_s : 3);
+  set->user = "alice";
   if (k->bad_token) {
-    set.oauth2_token = secret_const;
-    set.oauth2_token_ctx = "expired-token";
+    set->oauth2_token = secret_const;
+    set->oauth2_token_ctx = "expired-token";
   } else {
-    set.password = secret_const;
-    set.password_ctx = LAB_PASSWORD;
+    set->password = secret_const;
+    set->password_ctx = LAB_PASSWORD;
   }
-  set.mechanisms = k->mechanisms;
-  set.allow_plaintext_auth = k->allow_plaintext_auth;
+  set->mechanisms = k->mechanisms;
+  set->allow_plaintext_auth = k->allow_plaintext_auth;
   if (verbose) {
-    set.transcript = verbose_line;
-    set.transcript_ctx = (void *)d->sc->name;
+    set->transcript = verbose_line;
+    set->transcript_ctx = (void *)d->sc->name;
   }
-  body_src body = make_body(k->message_size);
+}
+
+/* What the run found: the cause, a short "what the client saw", the fix. */
+static void take_result(demo_run *d, const smtpkit_error *e, bool ok,
+                        const smtpkit_reply *ok_reply) {
+  d->got = ok && e->cause == SMTPKIT_CAUSE_ok ? SMTPKIT_CAUSE_ok : e->cause;
+  d->transient = d->got != SMTPKIT_CAUSE_ok && e->transient;
+  snprintf(d->stage, sizeof d->stage, "%s",
+           d->got == SMTPKIT_CAUSE_ok ? "" : smtpkit_stage_name(e->stage));
+  short_text(d->saw, sizeof d->saw, e, ok_reply);
+  smtpkit_advice adv;
+  smtpkit_error_advice(e, &adv);
+  d->fix = d->got != SMTPKIT_CAUSE_ok && adv.n_fix ? adv.fix[0] : d->sc->fix;
+}
+
+/* Scenarios SPEC §5 checks with doctor: the diagnosis, in-process. */
+static void run_doctor(demo_run *d, bool verbose) {
+  smtpkit_doctor_options o;
+  smtpkit_doctor_options_init(&o);
+  check_settings(d, &o.settings, verbose);
+  o.provider = d->sc->check.provider;
+  if (d->sc->check.options && strstr(d->sc->check.options, "--send-test")) {
+    o.send_test_to = "bob@example.test";
+    o.send_test_from = "alice@example.test";
+  }
+  long long t0 = now_ms();
+  smtpkit_doctor_report *r = smtpkit_doctor_run(&o);
+  d->ms = now_ms() - t0;
+  if (!r) {
+    d->got = SMTPKIT_CAUSE_unknown;
+    snprintf(d->saw, sizeof d->saw, "out of memory");
+    return;
+  }
+  const smtpkit_error *e = smtpkit_doctor_error(r);
+  take_result(d, e, e->cause == SMTPKIT_CAUSE_ok, NULL);
+  if (e->cause == SMTPKIT_CAUSE_ok)
+    snprintf(d->saw, sizeof d->saw, "login and submission work");
+  smtpkit_doctor_report_free(r);
+}
+
+/* Scenarios SPEC §5 checks with send: one message through the session. */
+static void run_send(demo_run *d, bool verbose) {
+  smtpkit_settings set;
+  check_settings(d, &set, verbose);
+  body_src body = make_body(d->sc->check.message_size);
   const char *to[] = {"bob@example.test"};
   smtpkit_envelope env = {.from = "alice@example.test",
                           .to = to,
@@ -184,19 +228,17 @@ static void run_client(demo_run *d, bool verbose) {
   if (!s || !body.text) {
     d->got = SMTPKIT_CAUSE_unknown;
     snprintf(d->saw, sizeof d->saw, "out of memory");
-  } else {
-    const smtpkit_error *e = smtpkit_session_error(s);
-    d->got = ok && e->cause == SMTPKIT_CAUSE_ok ? SMTPKIT_CAUSE_ok : e->cause;
-    d->transient = d->got != SMTPKIT_CAUSE_ok && e->transient;
-    snprintf(d->stage, sizeof d->stage, "%s",
-             d->got == SMTPKIT_CAUSE_ok ? "" : smtpkit_stage_name(e->stage));
-    short_text(d->saw, sizeof d->saw, e, smtpkit_session_data_reply(s));
-    smtpkit_advice adv;
-    smtpkit_error_advice(e, &adv);
-    d->fix = d->got != SMTPKIT_CAUSE_ok && adv.n_fix ? adv.fix[0] : d->sc->fix;
-  }
+  } else
+    take_result(d, smtpkit_session_error(s), ok, smtpkit_session_data_reply(s));
   smtpkit_session_free(s);
   free(body.text);
+}
+
+static void run_client(demo_run *d, bool verbose) {
+  if (d->sc->check.tool && !strcmp(d->sc->check.tool, "doctor"))
+    run_doctor(d, verbose);
+  else
+    run_send(d, verbose);
 }
 
 static bool start_lab(demo_run *d) {

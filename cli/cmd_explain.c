@@ -16,7 +16,6 @@
 
 #define MAX_INPUT (4u << 20) /* a pasted log, not a mailbox */
 #define LABEL 12             /* width of the label column */
-#define WIDTH 78
 
 void help_explain(void) {
   puts("Usage: smtpkit explain [--json] [--provider ID] [TEXT...]\n"
@@ -135,32 +134,9 @@ static char *join_args(int argc, char **argv, size_t *len) {
   return buf;
 }
 
-/* Writes s word-wrapped from column LABEL to WIDTH; the cursor is at
- * column LABEL already. */
-static void wrapped(const char *s) {
-  size_t col = LABEL;
-  while (*s) {
-    size_t w = strcspn(s, " ");
-    if (col > LABEL && col + 1 + w > WIDTH) {
-      printf("\n%*s", LABEL, "");
-      col = LABEL;
-    } else if (col > LABEL) {
-      putchar(' ');
-      col++;
-    }
-    fwrite(s, 1, w, stdout);
-    col += w;
-    s += w;
-    while (*s == ' ')
-      s++;
-  }
-  putchar('\n');
-}
-
-/* "label" in the label column, s beside it. */
+/* "label" in the label column, s beside it, wrapped (output.c). */
 static void field(const char *label, const char *s) {
-  printf("%-*s", LABEL, label);
-  wrapped(s);
+  print_field(stdout, label, s);
 }
 
 /* The server's reply, one line of it per output line, bytes escaped. */
@@ -210,18 +186,7 @@ static void human(const smtpkit_explanation *e) {
   if (e->stage != SMTPKIT_STAGE_NONE)
     field("stage", smtpkit_stage_name(e->stage));
   putchar('\n');
-  field("meaning", a->summary);
-  if (a->note)
-    field(e->reply_found ? "this reply" : "this error", a->note);
-  if (a->why && a->why[0])
-    field("why", a->why);
-  for (size_t i = 0; i < a->n_fix; i++) {
-    snprintf(line, sizeof line, "%zu.", i + 1);
-    printf("%-*s%-4s", LABEL - 4, i ? "" : "fix", line);
-    wrapped(a->fix[i]);
-  }
-  for (size_t i = 0; i < a->n_references; i++)
-    printf("%-*s%s\n", LABEL, i ? "" : "see", a->references[i]);
+  print_advice(stdout, a, e->reply_found ? "this reply" : "this error");
 }
 
 static void json(const smtpkit_explanation *e) {

@@ -1,6 +1,7 @@
 /* cmd_send.c — `smtpkit send`: submit one message (SPEC §1). */
 #define _GNU_SOURCE
 #include "args.h"
+#include "batch.h"
 #include "commands.h"
 #include "guard.h"
 #include "message.h"
@@ -78,8 +79,9 @@ void help_send(void) {
       "      --body TEXT           ... and this text\n"
       "      --body-file FILE      ... or the text in FILE\n"
       "      --attach FILE         ... with FILE attached (repeatable, "
-      "streamed)\n"
-      "\n"
+      "streamed)\n");
+  batch_help();
+  puts(
       "Output:\n"
       "      --transcript FILE     write the SMTP conversation to FILE (- for\n"
       "                            stderr); credentials appear as <redacted>\n"
@@ -108,7 +110,9 @@ enum {
   OPT_BODY,
   OPT_BODY_FILE,
   OPT_ATTACH,
-  OPT_HELP
+  OPT_HELP,
+  OPT_BATCH,
+  OPT_CONNECTIONS
 };
 
 typedef struct send_opts {
@@ -119,6 +123,8 @@ typedef struct send_opts {
   const char *subject, *body, *body_file;
   const char **attach;
   size_t n_attach;
+  const char *batch;    /* --batch PATH (batch.c) */
+  unsigned connections; /* --connections N */
 } send_opts;
 
 static int parse(send_opts *o, int argc, char **argv) {
@@ -130,6 +136,8 @@ static int parse(send_opts *o, int argc, char **argv) {
       {"body", required_argument, 0, OPT_BODY},
       {"body-file", required_argument, 0, OPT_BODY_FILE},
       {"attach", required_argument, 0, OPT_ATTACH},
+      {"batch", required_argument, 0, OPT_BATCH},
+      {"connections", required_argument, 0, OPT_CONNECTIONS},
       {"help", no_argument, 0, 'h'},
       {0, 0, 0, 0}};
   optind = 1;
@@ -170,6 +178,18 @@ static int parse(send_opts *o, int argc, char **argv) {
       o->attach = realloc(o->attach, (o->n_attach + 1) * sizeof *o->attach);
       o->attach[o->n_attach++] = optarg;
       break;
+    case OPT_BATCH:
+      o->batch = optarg;
+      break;
+    case OPT_CONNECTIONS: {
+      char *end;
+      unsigned long v = strtoul(optarg, &end, 10);
+      if (!*optarg || *end || v == 0 || v > 64)
+        return usage_error("send", "--connections wants 1 to 64, not '%s'",
+                           optarg);
+      o->connections = (unsigned)v;
+      break;
+    }
     case ':':
       return usage_error("send", "option %s needs a value", argv[optind - 1]);
     default:
@@ -526,7 +546,16 @@ int cmd_send(int argc, char **argv) {
   send_opts o = {0};
   conn_opts_init(&o.c);
   int rc = parse(&o, argc, argv);
-  if (!rc)
+  if (!rc && o.batch && (o.subject || o.body || o.body_file || o.n_attach))
+    rc = usage_error("send", "--batch sends existing messages; it does not "
+                             "go with --subject/--body/--attach");
+  else if (!rc && o.batch)
+    rc = batch_send(&(batch_request){.c = &o.c,
+                                     .path = o.batch,
+                                     .connections = o.connections,
+                                     .from = o.from,
+                                     .to = &o.to});
+  else if (!rc)
     rc = run(&o);
   conn_opts_free(&o.c);
   addr_free(&o.to);

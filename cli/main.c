@@ -12,6 +12,9 @@ static const command commands[] = {
     {"send", "submit one message (built from options, or RFC 5322 text on "
              "stdin)",
      cmd_send, help_send},
+    {"doctor", "probe a server or account and diagnose why sending or login "
+               "fails",
+     cmd_doctor, help_doctor},
     {"explain", "explain an error text (reply, exception, log line)",
      cmd_explain, help_explain},
     {"lab", "run a local SMTP server that fails like a named real case",

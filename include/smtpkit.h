@@ -436,7 +436,9 @@ typedef struct smtpkit_doctor_target {
   const char *host;     /* the server probed */
   const char *provider; /* provider id (SPEC §3) expected there, or NULL */
   const char *source;   /* "input", "provider-db", "srv", "mx" or "guess"
-                           (smtp.DOMAIN / mail.DOMAIN) */
+                           (smtp.DOMAIN / mail.DOMAIN); NULL: none found */
+  size_t n_lookups;     /* what the look-ups found, one line each */
+  const char *const *lookups;
 } smtpkit_doctor_target;
 
 /* The login, if one was tried. */

@@ -6,12 +6,16 @@
 #                           (Postfix + Dovecot, Exim, nodemailer's
 #                           smtp-server, aiosmtpd, Postfix + Cyrus SASL)
 #   scripts/deps.sh fuzz    build + clang and libFuzzer
+#   scripts/deps.sh bench   build + the peers bench/run.sh compares with
+#                           (msmtp, swaks, curl, Python, Postfix's
+#                           smtp-sink/smtp-source) and GNU time
 set -euo pipefail
 
 build_pkgs=(gcc make cmake pkg-config libssl-dev libgsasl-dev libcmocka-dev
-            openssl ca-certificates)
-test_pkgs=(python3 python3-aiosmtpd nodejs npm valgrind)
+            openssl ca-certificates libc-ares-dev)
+test_pkgs=(python3 python3-aiosmtpd nodejs npm valgrind dnsmasq-base)
 fuzz_pkgs=(clang libclang-rt-14-dev)
+bench_pkgs=(msmtp swaks libnet-ssleay-perl curl python3 postfix time)
 
 missing=()
 want() {
@@ -27,9 +31,13 @@ what=${1:-build}
 want "${build_pkgs[@]}"
 [ "$what" = test ] && want "${test_pkgs[@]}"
 [ "$what" = fuzz ] && want "${fuzz_pkgs[@]}"
+[ "$what" = bench ] && want "${bench_pkgs[@]}"
 if [ ${#missing[@]} -gt 0 ]; then
   echo "deps: installing ${missing[*]}"
   sudo_ apt-get update -qq
+  # Postfix for its smtp-sink/smtp-source only: no system mail setup.
+  [ "$what" = bench ] && echo "postfix postfix/main_mailer_type select No configuration" |
+    sudo_ debconf-set-selections
   sudo_ env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
     --no-install-recommends "${missing[@]}" >/dev/null
 fi

@@ -7,12 +7,23 @@
  * with or right after the 220 to STARTTLS, before our ClientHello, were
  * sent in plaintext by someone; they are never read as part of the TLS
  * session — the connection is dropped as a protocol error.
+ *
+ * One connection, many messages: after each message the session is ready
+ * for the next; after a refused transaction the next starts with RSET; with
+ * PIPELINING the next message's MAIL/RCPT/DATA follow the end of data in
+ * the same flight (RFC 2920 §3.1), so a message costs one round trip. The
+ * end of data and what follows it are separate writes: if writing the end
+ * of data fails, it did not leave this host (not delivered, safe to send
+ * again); once it is written, a missing reply is delivery_unknown
+ * (RFC 1047) and the message must not be sent again automatically.
  */
 #define _GNU_SOURCE
+#include "batch.h"
 #include "conn.h"
 #include "message.h"
 #include "session.h"
 
+#include <errno.h>
 #include <netdb.h>
 #include <poll.h>
 #include <stdio.h>
@@ -32,7 +43,18 @@ struct smtpkit_session {
   bool sm_ready, connected;
   smtpkit_error err;
   char queue_id[128];
+  const smtpkit_envelope *next_env; /* to pipeline after this end of data */
+  char *chunk_in, *chunk_out;       /* body buffers, kept across messages */
+  void (*idle_fn)(void *);          /* batch.h */
+  void *idle_ctx;
+  bool reset;      /* the last read failed with a connection reset */
+  bool after_dot;  /* bytes went out after this message's end of data */
 };
+
+void sk_session_set_idle(smtpkit_session *s, void (*fn)(void *), void *ctx) {
+  s->idle_fn = fn;
+  s->idle_ctx = ctx;
+}
 
 void smtpkit_settings_init(smtpkit_settings *s) {
   memset(s, 0, sizeof *s);
@@ -72,6 +94,8 @@ void smtpkit_session_free(smtpkit_session *s) {
   if (s->tls_ctx)
     SSL_CTX_free(s->tls_ctx);
   sk_error_clear(&s->err);
+  free(s->chunk_in);
+  free(s->chunk_out);
   free(s->host);
   free(s->ca_file);
   free(s->helo);
@@ -142,6 +166,8 @@ static bool flush_out(smtpkit_session *s) {
   sk_buf_consume(&s->sm.shown, s->sm.shown.len);
   if (s->sm.out.len == 0)
     return true;
+  if (s->sm.state == SK_ST_DOT)
+    s->after_dot = true; /* the next message's pipelined commands */
   s->conn.deadline = sk_now_ms() + s->set.timeout_ms;
   bool ok = sk_conn_write(&s->conn, s->sm.out.data, s->sm.out.len);
   sk_buf_consume(&s->sm.out, s->sm.out.len); /* wipes: may hold AUTH data */
@@ -166,6 +192,7 @@ static sk_event read_reply(smtpkit_session *s, smtpkit_reply *r) {
     }
     char buf[16384];
     long n = sk_conn_read(&s->conn, buf, sizeof buf);
+    s->reset = n == -2 && errno == ECONNRESET;
     if (n == 0) {
       snprintf(s->conn.detail, sizeof s->conn.detail,
                "the server closed the connection");
@@ -265,6 +292,15 @@ static bool handle_read_failure(smtpkit_session *s, sk_event ev) {
                "connected, but no greeting arrived in time");
     return false;
   }
+  if (s->sm.state == SK_ST_DOT && ev == SK_EV_CLOSED && s->reset &&
+      !s->after_dot) {
+    /* A reset, not a close: the server closed with our data unread, and
+     * the end of data was the last thing sent, so it never read it. */
+    fail_event(s, SK_EV_CLOSED, stage,
+               "the server reset the connection without reading the end of "
+               "the message: it was not delivered");
+    return false;
+  }
   if (s->sm.state == SK_ST_DOT && (ev == SK_EV_CLOSED || ev == SK_EV_TIMEOUT)) {
     fail_event(s, SK_EV_CLOSED_AFTER_DATA, stage,
                "the connection ended after the message was sent but before "
@@ -297,57 +333,97 @@ static bool peer_interrupted(smtpkit_session *s) {
 static bool drive(smtpkit_session *s, sk_action a, smtpkit_read_fn rd,
                   void *rd_ctx);
 
+static void drop_connection(smtpkit_session *s) {
+  sk_conn_close(&s->conn);
+  s->connected = false;
+}
+
+/* The server answered or closed while the message was being sent. */
+static bool body_interrupted(smtpkit_session *s, long long bytes) {
+  note(s, 'C', "<message: %lld bytes, not finished>", bytes);
+  smtpkit_reply r = {0};
+  if (read_reply(s, &r) == SK_EV_NONE) {
+    sk_action a = sk_sm_on_reply(&s->sm, &r);
+    sk_reply_clear(&r);
+    if (a == SK_ACT_FAIL)
+      take_sm_error(s);
+    else
+      fail_event(s, SK_EV_GARBLED, SMTPKIT_STAGE_DATA,
+                 "the server answered before the end of the message");
+  } else
+    fail_event(s, SK_EV_GARBLED, SMTPKIT_STAGE_DATA, s->conn.detail);
+  drop_connection(s);
+  return false;
+}
+
+/* Fills buf from the source (which may hand out a line at a time) until it
+ * is full or the message ends: > 0, 0 at the end, -1 on error. */
+static long fill(smtpkit_read_fn rd, void *ctx, char *buf, size_t cap) {
+  size_t have = 0;
+  for (int calls = 0; have < cap && calls < 1 << 20; calls++) {
+    long n = rd(ctx, buf + have, cap - have);
+    if (n < 0)
+      return -1;
+    if (n == 0)
+      break;
+    have += (size_t)n;
+  }
+  return (long)have;
+}
+
+/* Streams the message through the encoder, CHUNK bytes at a time (memory
+ * does not depend on the message size); the last piece and the end of data
+ * go out in one write. */
 static bool stream_body(smtpkit_session *s, smtpkit_read_fn rd, void *ctx) {
   enum { CHUNK = 65536 };
-  char *in = malloc(CHUNK), *out = malloc(2 * CHUNK + 8);
+  if (!s->chunk_in)
+    s->chunk_in = malloc(CHUNK);
+  if (!s->chunk_out)
+    s->chunk_out = malloc(2 * CHUNK + 8);
+  char *in = s->chunk_in, *out = s->chunk_out;
+  if (!in || !out) {
+    fail_event(s, SK_EV_INTERNAL, SMTPKIT_STAGE_DATA, "out of memory");
+    drop_connection(s);
+    return false;
+  }
   sk_encoder enc;
   sk_encoder_init(&enc);
-  bool ok = in && out;
-  s->conn.deadline = sk_now_ms() + s->set.timeout_ms;
-  for (long n; ok && (n = rd(ctx, in, CHUNK)) != 0;) {
+  bool ok = true, ended = false;
+  long n = fill(rd, ctx, in, CHUNK);
+  for (long chunks = 0; ok && !ended && chunks < (1L << 26); chunks++) {
     if (n < 0) {
       /* Never end a message we could not read whole: drop the connection
        * so the server discards what it got. */
-      free(in);
-      free(out);
       fail_event(s, SK_EV_INTERNAL, SMTPKIT_STAGE_DATA,
                  "could not read the message; nothing was delivered");
-      sk_conn_close(&s->conn);
-      s->connected = false;
+      drop_connection(s);
       return false;
     }
-    size_t k = sk_encode(&enc, in, (size_t)n, out);
+    size_t k = n ? sk_encode(&enc, in, (size_t)n, out) : 0;
+    long next = n == CHUNK ? fill(rd, ctx, in, CHUNK) : 0;
     s->conn.deadline = sk_now_ms() + s->set.timeout_ms;
-    ok = sk_conn_write(&s->conn, out, k) && !peer_interrupted(s);
-  }
-  if (!ok && sk_reply_parser_pending(&s->rp)) {
-    /* The server answered in the middle of the message. */
-    free(in);
-    free(out);
-    note(s, 'C', "<message: %lld bytes, not finished>", enc.bytes);
-    smtpkit_reply r = {0};
-    if (read_reply(s, &r) == SK_EV_NONE) {
-      sk_action a = sk_sm_on_reply(&s->sm, &r);
-      sk_reply_clear(&r);
-      if (a == SK_ACT_FAIL)
-        take_sm_error(s);
-      else
-        fail_event(s, SK_EV_GARBLED, SMTPKIT_STAGE_DATA,
-                   "the server answered before the end of the message");
+    if (next == 0 && chunks == 0) {
+      /* A message of one piece: it and its end go in one write. */
+      k += sk_encode_finish(&enc, out + k);
+      ended = true;
+      ok = sk_conn_write(&s->conn, out, k);
+    } else if (next == 0) {
+      /* The last piece, then, unless the server answered or closed while
+       * the message went (then it was not delivered), the end of data. */
+      ok = sk_conn_write(&s->conn, out, k) && !peer_interrupted(s);
+      if (ok) {
+        k = sk_encode_finish(&enc, out);
+        ended = true;
+        ok = sk_conn_write(&s->conn, out, k);
+      }
     } else
-      fail_event(s, SK_EV_GARBLED, SMTPKIT_STAGE_DATA, s->conn.detail);
-    sk_conn_close(&s->conn);
-    s->connected = false;
-    return false;
+      ok = sk_conn_write(&s->conn, out, k) && !peer_interrupted(s);
+    n = next;
   }
-  if (ok) {
-    size_t k = sk_encode_finish(&enc, out);
-    ok = sk_conn_write(&s->conn, out, k);
-  }
+  if (!ok && sk_reply_parser_pending(&s->rp))
+    return body_interrupted(s, enc.bytes);
   note(s, 'C', "<message: %lld bytes>", enc.bytes);
-  free(in);
-  free(out);
-  if (!ok) {
+  if (!ok || !ended) {
     fail_event(s, SK_EV_CLOSED, SMTPKIT_STAGE_DATA,
                "the connection was lost while the message was being sent, "
                "before its end: it was not delivered");
@@ -383,6 +459,8 @@ static bool drive(smtpkit_session *s, sk_action a, smtpkit_read_fn rd,
       if (!stream_body(s, rd, rd_ctx))
         return false;
       a = sk_sm_body_sent(&s->sm);
+      if (s->next_env && sk_sm_queue_next(&s->sm, s->next_env))
+        note(s, '*', "next message pipelined after the end of data");
       continue;
     case SK_ACT_WRITE_READ:
       break;
@@ -393,6 +471,8 @@ static bool drive(smtpkit_session *s, sk_action a, smtpkit_read_fn rd,
                  sk_sm_stage(&s->sm), s->conn.detail);
       return false;
     }
+    if (s->sm.state == SK_ST_DOT && s->idle_fn)
+      s->idle_fn(s->idle_ctx);
     smtpkit_reply r = {0};
     sk_event ev = read_reply(s, &r);
     if (ev != SK_EV_NONE)
@@ -452,15 +532,33 @@ static void find_queue_id(smtpkit_session *s, const smtpkit_reply *r) {
   }
 }
 
-bool smtpkit_session_send(smtpkit_session *s, const smtpkit_envelope *env,
-                          smtpkit_read_fn read, void *read_ctx) {
-  if (!s->connected || !s->sm_ready || s->sm.state != SK_ST_READY) {
+bool smtpkit_session_ready(const smtpkit_session *s) {
+  return s->connected && s->sm_ready && sk_sm_can_begin(&s->sm);
+}
+
+bool smtpkit_session_send_next(smtpkit_session *s, const smtpkit_envelope *env,
+                               smtpkit_read_fn read, void *read_ctx,
+                               const smtpkit_envelope *next) {
+  s->queue_id[0] = '\0';
+  if (!smtpkit_session_ready(s)) {
     fail_event(s, SK_EV_INTERNAL, SMTPKIT_STAGE_MAIL,
                "the session is not ready to send");
     return false;
   }
+  if (s->sm.queued && s->sm.queued != env) {
+    /* The server expects the pipelined message; nothing else can follow
+     * its 354 but a message, so the connection cannot be used. */
+    fail_event(s, SK_EV_INTERNAL, SMTPKIT_STAGE_MAIL,
+               "the message pipelined after the previous one must be the "
+               "next one sent");
+    drop_connection(s);
+    return false;
+  }
   sk_error_clear(&s->err);
+  s->next_env = next;
+  s->after_dot = false;
   bool ok = drive(s, sk_sm_begin(&s->sm, env), read, read_ctx);
+  s->next_env = NULL;
   if (!ok)
     return false;
   find_queue_id(s, &s->sm.data_reply);
@@ -469,14 +567,29 @@ bool smtpkit_session_send(smtpkit_session *s, const smtpkit_envelope *env,
   return true;
 }
 
+bool smtpkit_session_send(smtpkit_session *s, const smtpkit_envelope *env,
+                          smtpkit_read_fn read, void *read_ctx) {
+  return smtpkit_session_send_next(s, env, read, read_ctx, NULL);
+}
+
+bool smtpkit_session_reset(smtpkit_session *s) {
+  if (!smtpkit_session_ready(s) || s->sm.queued)
+    return false;
+  sk_error_clear(&s->err);
+  return drive(s, sk_sm_rset(&s->sm), NULL, NULL);
+}
+
 void smtpkit_session_close(smtpkit_session *s) {
   if (!s->connected)
     return;
-  if (s->sm_ready && (s->sm.state == SK_ST_READY ||
-                      (s->sm.state == SK_ST_FAILED &&
-                       s->err.cause != SMTPKIT_CAUSE_protocol_error &&
-                       s->err.cause != SMTPKIT_CAUSE_connection_lost &&
-                       s->err.cause != SMTPKIT_CAUSE_delivery_unknown))) {
+  /* A pipelined transaction is open: after its DATA, QUIT would be read as
+   * message text. Closing the connection makes the server discard it. */
+  if (s->sm_ready && !s->sm.queued &&
+      (s->sm.state == SK_ST_READY ||
+       (s->sm.state == SK_ST_FAILED &&
+        s->err.cause != SMTPKIT_CAUSE_protocol_error &&
+        s->err.cause != SMTPKIT_CAUSE_connection_lost &&
+        s->err.cause != SMTPKIT_CAUSE_delivery_unknown))) {
     unsigned saved = s->set.timeout_ms;
     s->set.timeout_ms = saved < 5000 ? saved : 5000;
     smtpkit_error keep = s->err;

@@ -31,7 +31,9 @@ struct sk_dns {
 static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
 static int lib_status = ARES_SUCCESS;
 
-static void lib_init(void) { lib_status = ares_library_init(ARES_LIB_INIT_ALL); }
+static void lib_init(void) {
+  lib_status = ares_library_init(ARES_LIB_INIT_ALL);
+}
 
 sk_dns *sk_dns_new(const char *server, char *err, size_t errlen) {
   pthread_once(&lib_once, lib_init);
@@ -81,9 +83,13 @@ static bool run_until(sk_dns *d, const bool *done, long long deadline) {
     int bits = ares_getsock(d->ch, socks, ARES_GETSOCK_MAXNUM);
     struct pollfd p[ARES_GETSOCK_MAXNUM];
     nfds_t n = 0;
+    /* c-ares' ARES_GETSOCK_WRITABLE shifts a signed 1 into the sign bit
+     * for the last socket: test the bits unsigned instead. */
+    unsigned ubits = (unsigned)bits;
     for (int i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
-      short ev = (short)((ARES_GETSOCK_READABLE(bits, i) ? POLLIN : 0) |
-                         (ARES_GETSOCK_WRITABLE(bits, i) ? POLLOUT : 0));
+      short ev =
+          (short)((ubits >> i & 1u ? POLLIN : 0) |
+                  (ubits >> (i + ARES_GETSOCK_MAXNUM) & 1u ? POLLOUT : 0));
       if (ev)
         p[n++] = (struct pollfd){.fd = socks[i], .events = ev};
     }
@@ -108,7 +114,8 @@ static bool run_until(sk_dns *d, const bool *done, long long deadline) {
   }
   if (!*done) {
     ares_cancel(d->ch);
-    snprintf(d->error, sizeof d->error, "no answer from the DNS server in time");
+    snprintf(d->error, sizeof d->error,
+             "no answer from the DNS server in time");
     return false;
   }
   return true;
@@ -196,9 +203,9 @@ int sk_dns_srv_lookup(sk_dns *d, const char *name, long long deadline,
 
 static int mx_cmp(const void *a, const void *b) {
   const sk_dns_mx *x = a, *y = b;
-  return x->preference == y->preference ? 0
+  return x->preference == y->preference  ? 0
          : x->preference < y->preference ? -1
-                                          : 1;
+                                         : 1;
 }
 
 int sk_dns_mx_lookup(sk_dns *d, const char *name, long long deadline,
@@ -242,11 +249,12 @@ static void addr_cb(void *arg, int status, int timeouts,
   q->status = status;
   for (struct ares_addrinfo_node *a = res ? res->nodes : NULL;
        a && q->n < q->max; a = a->ai_next) {
-    const void *bytes = a->ai_family == AF_INET6
-                            ? (const void *)&((struct sockaddr_in6 *)(void *)
-                                                  a->ai_addr)->sin6_addr
-                            : (const void *)&((struct sockaddr_in *)(void *)
-                                                  a->ai_addr)->sin_addr;
+    const void *bytes =
+        a->ai_family == AF_INET6
+            ? (const void *)&((struct sockaddr_in6 *)(void *)a->ai_addr)
+                  ->sin6_addr
+            : (const void *)&((struct sockaddr_in *)(void *)a->ai_addr)
+                  ->sin_addr;
     if (inet_ntop(a->ai_family, bytes, q->out[q->n], 64))
       q->n++;
   }

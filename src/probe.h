@@ -33,16 +33,16 @@ typedef struct sk_leg {
   bool tls_first; /* the "tls" leg */
 
   /* shared with the monitor while running */
-  atomic_int phase;      /* sk_leg_phase */
-  atomic_bool cancel;    /* stop as soon as possible */
+  atomic_int phase;   /* sk_leg_phase */
+  atomic_bool cancel; /* stop as soon as possible */
   pthread_mutex_t fd_lock;
-  int fd;                /* registered while connected, for cancelling */
+  int fd; /* registered while connected, for cancelling */
   char cancel_reason[160];
 
   /* results: read them only after sk_probe_run returned */
   bool connected;
   long long t_start, t_end; /* monotonic ms */
-  sk_event ev;           /* why the leg stopped early; SK_EV_NONE if not */
+  sk_event ev;              /* why the leg stopped early; SK_EV_NONE if not */
   smtpkit_stage ev_stage;
   char detail[256];
   bool cancelled;
@@ -51,8 +51,9 @@ typedef struct sk_leg {
   smtpkit_stage refusal_stage;
   bool got_caps_before, got_caps_after;
   sk_caps caps_before, caps_after; /* EHLO before / after TLS */
+  char ehlo_line[256];             /* first line of the last EHLO reply */
   bool starttls_done;
-  bool tls_ok;           /* a TLS handshake completed */
+  bool tls_ok; /* a TLS handshake completed */
   char tls_version[16];
   bool got_peer;
   sk_tls_peer peer;
@@ -64,10 +65,10 @@ typedef struct sk_leg {
 typedef struct sk_probe {
   char host[256];
   unsigned port;
-  bool asked;            /* the user's own port: never stopped early */
+  bool asked; /* the user's own port: never stopped early */
   char addrs[SK_PROBE_MAX_ADDRS][64];
   size_t n_addrs;
-  sk_event addr_ev;      /* SK_EV_DNS when the host did not resolve */
+  sk_event addr_ev; /* SK_EV_DNS when the host did not resolve */
   char addr_error[200];
   sk_leg plain, tls;
 } sk_probe;
@@ -77,10 +78,11 @@ typedef void (*sk_probe_progress_fn)(void *ctx, size_t index, size_t count,
                                      bool done);
 
 typedef struct sk_probe_conf {
-  SSL_CTX *tls_ctx;     /* made with insecure=true: never aborts on the
-                           certificate, whose verification is recorded */
-  const char *helo;     /* EHLO name; NULL: FQDN or address literal */
-  long long deadline;   /* monotonic ms: nothing runs past it */
+  SSL_CTX *tls_ctx;   /* made with insecure=true: never aborts on the
+                         certificate, whose verification is recorded */
+  const char *helo;   /* EHLO name; NULL: FQDN or address literal */
+  bool insecure;      /* an unverified certificate still counts as fit */
+  long long deadline; /* monotonic ms: nothing runs past it */
   smtpkit_transcript_fn transcript;
   void *transcript_ctx;
   sk_probe_progress_fn progress; /* called from the calling thread */

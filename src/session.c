@@ -4,7 +4,10 @@
  * RFC 5321 (SMTP: greeting, EHLO/HELO, MAIL, RCPT, DATA, QUIT),
  * RFC 3207 (STARTTLS: a fresh EHLO after the handshake, earlier
  * capabilities forgotten), RFC 4954 (AUTH and its reply codes),
- * RFC 2920 (PIPELINING of MAIL/RCPT/DATA), RFC 1870 (SIZE),
+ * RFC 2920 (PIPELINING of MAIL/RCPT/DATA, and §3.1: message content may
+ * be the first "command" of a group, so the next message's MAIL/RCPT/DATA
+ * follow the end of data without waiting; RSET may lead a group),
+ * RFC 1870 (SIZE),
  * RFC 6152 (8BITMIME), RFC 6531 (SMTPUTF8).
  *
  * set_state() is the only way the state changes. Each reply is handled by
@@ -43,11 +46,12 @@ void sk_sm_init(sk_sm *m, const smtpkit_settings *set, const char *helo,
 }
 
 static void free_rcpt(sk_sm *m) {
-  if (m->rcpt && m->env)
-    for (size_t i = 0; i < m->env->n_to; i++)
+  if (m->rcpt)
+    for (size_t i = 0; i < m->n_rcpt; i++)
       sk_reply_clear(&m->rcpt[i].reply);
   free(m->rcpt);
   m->rcpt = NULL;
+  m->n_rcpt = 0;
 }
 
 void sk_sm_free(sk_sm *m) {
@@ -118,10 +122,25 @@ sk_context sk_sm_context(const sk_sm *m) {
   return c;
 }
 
+static bool in_transaction(const sk_sm *m) {
+  return m->state == SK_ST_MAIL || m->state == SK_ST_RCPT ||
+         m->state == SK_ST_DATA || m->state == SK_ST_DOT ||
+         m->state == SK_ST_ABORT_DOT;
+}
+
+/* A transaction the server refused: the connection stays usable. */
+static sk_action txn_fail(sk_sm *m) {
+  set_state(m, SK_ST_FAILED);
+  m->txn_refused = true;
+  return SK_ACT_FAIL;
+}
+
 static sk_action fail_reply(sk_sm *m, const smtpkit_reply *r) {
   sk_context ctx = sk_sm_context(m);
+  bool refused = in_transaction(m) && r->code != 421;
   sk_classify_reply(&m->err, sk_sm_stage(m), r, &ctx);
   set_state(m, SK_ST_FAILED);
+  m->txn_refused = refused;
   return SK_ACT_FAIL;
 }
 
@@ -130,6 +149,7 @@ sk_action sk_sm_fail_event(sk_sm *m, sk_event ev, const char *detail) {
   if (detail)
     sk_error_detail(&m->err, "%s", detail);
   set_state(m, SK_ST_FAILED);
+  m->txn_refused = ev == SK_EV_NO_RECIPIENTS || ev == SK_EV_TOO_BIG;
   return SK_ACT_FAIL;
 }
 
@@ -331,9 +351,8 @@ sk_action sk_sm_tls_done(sk_sm *m) {
 
 /* ---- transaction ---- */
 
-static void mail_cmd(sk_sm *m) {
+static void mail_cmd(sk_sm *m, const smtpkit_envelope *e) {
   sk_buf c = {0};
-  const smtpkit_envelope *e = m->env;
   sk_buf_appendf(&c, "MAIL FROM:<%s>", e->from ? e->from : "");
   if (m->caps.has_size && e->size >= 0)
     sk_buf_appendf(&c, " SIZE=%lld", e->size);
@@ -345,24 +364,68 @@ static void mail_cmd(sk_sm *m) {
   sk_buf_free(&c);
 }
 
-static void rcpt_cmd(sk_sm *m, size_t i) {
+static void rcpt_cmd(sk_sm *m, const smtpkit_envelope *e, size_t i) {
   sk_buf c = {0};
-  sk_buf_appendf(&c, "RCPT TO:<%s>", m->env->to[i]);
+  sk_buf_appendf(&c, "RCPT TO:<%s>", e->to[i]);
   send_cmd(m, c.data, NULL);
   sk_buf_free(&c);
 }
 
-sk_action sk_sm_begin(sk_sm *m, const smtpkit_envelope *env) {
+static bool too_big(const sk_sm *m, const smtpkit_envelope *env) {
+  return m->caps.has_size && m->caps.size &&
+         env->size > (long long)m->caps.size;
+}
+
+/* MAIL, and with PIPELINING every RCPT and DATA, in one group. */
+static void queue_txn(sk_sm *m, const smtpkit_envelope *env) {
+  mail_cmd(m, env);
+  if (m->caps.pipelining) {
+    for (size_t i = 0; i < env->n_to; i++)
+      rcpt_cmd(m, env, i);
+    send_cmd(m, "DATA", NULL);
+  }
+}
+
+static void txn_setup(sk_sm *m, const smtpkit_envelope *env) {
   free_rcpt(m);
   sk_reply_clear(&m->data_reply);
   m->env = env;
   m->rcpt = calloc(env->n_to ? env->n_to : 1, sizeof *m->rcpt);
-  for (size_t i = 0; i < env->n_to; i++)
+  m->n_rcpt = m->rcpt ? env->n_to : 0;
+  for (size_t i = 0; i < m->n_rcpt; i++)
     m->rcpt[i].address = env->to[i];
   m->accepted = m->rcpt_replies = m->rcpt_next = 0;
   m->txn_failed = false;
+  m->txn_refused = false;
+  m->mail_after_rset = false;
   sk_error_clear(&m->err);
-  if (m->caps.has_size && m->caps.size && env->size > (long long)m->caps.size) {
+  m->pipelined = m->caps.pipelining;
+  if (m->pipelined)
+    m->rcpt_next = env->n_to;
+}
+
+bool sk_sm_can_begin(const sk_sm *m) {
+  return m->state == SK_ST_READY ||
+         (m->state == SK_ST_FAILED && m->txn_refused);
+}
+
+sk_action sk_sm_begin(sk_sm *m, const smtpkit_envelope *env) {
+  bool after_refusal = m->state == SK_ST_FAILED && m->txn_refused;
+  const smtpkit_envelope *queued = m->queued;
+  m->queued = NULL;
+  txn_setup(m, env);
+  if (queued) {
+    /* Its commands are on the wire already; their replies come next. */
+    set_state(m, SK_ST_MAIL);
+    if (queued != env) {
+      m->txn_refused = false;
+      return sk_sm_fail_event(m, SK_EV_INTERNAL,
+                              "the message pipelined after the previous "
+                              "one must be the next one sent");
+    }
+    return SK_ACT_WRITE_READ;
+  }
+  if (too_big(m, env)) {
     set_state(m, SK_ST_MAIL);
     char d[160];
     snprintf(d, sizeof d,
@@ -370,14 +433,51 @@ sk_action sk_sm_begin(sk_sm *m, const smtpkit_envelope *env) {
              env->size, m->caps.size);
     return sk_sm_fail_event(m, SK_EV_TOO_BIG, d);
   }
-  m->pipelined = m->caps.pipelining;
-  mail_cmd(m);
-  if (m->pipelined) {
-    for (size_t i = 0; i < env->n_to; i++)
-      rcpt_cmd(m, i);
-    m->rcpt_next = env->n_to;
-    send_cmd(m, "DATA", NULL);
+  if (after_refusal) {
+    /* The refused transaction may still be open on the server. */
+    send_cmd(m, "RSET", NULL);
+    m->mail_after_rset = true;
+    if (m->pipelined)
+      queue_txn(m, env);
+    set_state(m, SK_ST_RSET);
+    return SK_ACT_WRITE_READ;
   }
+  queue_txn(m, env);
+  set_state(m, SK_ST_MAIL);
+  return SK_ACT_WRITE_READ;
+}
+
+bool sk_sm_queue_next(sk_sm *m, const smtpkit_envelope *env) {
+  if (!env || !m->caps.pipelining || m->state != SK_ST_DOT || m->queued ||
+      too_big(m, env))
+    return false;
+  queue_txn(m, env);
+  m->queued = env;
+  return true;
+}
+
+sk_action sk_sm_rset(sk_sm *m) {
+  send_cmd(m, "RSET", NULL);
+  m->mail_after_rset = false;
+  set_state(m, SK_ST_RSET);
+  return SK_ACT_WRITE_READ;
+}
+
+static sk_action on_rset(sk_sm *m, const smtpkit_reply *r) {
+  if (r->code / 100 != 2) {
+    sk_context ctx = sk_sm_context(m);
+    sk_classify_reply(&m->err, SMTPKIT_STAGE_MAIL, r, &ctx);
+    set_state(m, SK_ST_FAILED);
+    m->txn_refused = false; /* a server that refuses RSET: start afresh */
+    return SK_ACT_FAIL;
+  }
+  if (!m->mail_after_rset) {
+    set_state(m, SK_ST_READY);
+    return SK_ACT_READY;
+  }
+  m->mail_after_rset = false;
+  if (!m->pipelined)
+    mail_cmd(m, m->env);
   set_state(m, SK_ST_MAIL);
   return SK_ACT_WRITE_READ;
 }
@@ -385,7 +485,7 @@ sk_action sk_sm_begin(sk_sm *m, const smtpkit_envelope *env) {
 static sk_action next_rcpt_or_data(sk_sm *m) {
   if (m->rcpt_replies < m->env->n_to) {
     if (!m->pipelined)
-      rcpt_cmd(m, m->rcpt_next++);
+      rcpt_cmd(m, m->env, m->rcpt_next++);
     set_state(m, SK_ST_RCPT);
     return SK_ACT_WRITE_READ;
   }
@@ -411,6 +511,8 @@ static sk_action on_mail(sk_sm *m, const smtpkit_reply *r) {
 }
 
 static sk_action on_rcpt(sk_sm *m, const smtpkit_reply *r) {
+  if (m->rcpt_replies >= m->n_rcpt)
+    return sk_sm_fail_event(m, SK_EV_INTERNAL, "out of memory");
   smtpkit_rcpt_result *res = &m->rcpt[m->rcpt_replies++];
   res->accepted = r->code == 250 || r->code == 251;
   sk_reply_copy(&res->reply, r);
@@ -436,13 +538,11 @@ static sk_action on_data(sk_sm *m, const smtpkit_reply *r) {
     set_state(m, SK_ST_DATA);
     return SK_ACT_BODY;
   }
-  if (m->txn_failed) {
-    set_state(m, SK_ST_FAILED);
-    return SK_ACT_FAIL;
-  }
+  if (m->txn_failed)
+    return txn_fail(m);
   if (m->accepted == 0)
     return m->err.cause != SMTPKIT_CAUSE_ok
-               ? (set_state(m, SK_ST_FAILED), SK_ACT_FAIL)
+               ? txn_fail(m)
                : sk_sm_fail_event(m, SK_EV_NO_RECIPIENTS, NULL);
   return fail_reply(m, r);
 }
@@ -492,13 +592,11 @@ sk_action sk_sm_on_reply(sk_sm *m, const smtpkit_reply *r) {
   case SK_ST_DATA:
     return on_data(m, r);
   case SK_ST_ABORT_DOT:
-    set_state(m, SK_ST_FAILED);
-    return SK_ACT_FAIL;
+    return txn_fail(m);
   case SK_ST_DOT:
     return on_dot(m, r);
   case SK_ST_RSET:
-    set_state(m, SK_ST_READY);
-    return SK_ACT_READY;
+    return on_rset(m, r);
   case SK_ST_QUIT:
     set_state(m, SK_ST_CLOSED);
     return SK_ACT_DONE;

@@ -13,8 +13,9 @@
 #define SK_MAX_MECHS 8
 
 #define SK_STATES(X)                                                           \
-  X(GREETING) X(EHLO) X(HELO) X(STARTTLS) X(AUTH) X(READY) X(MAIL) X(RCPT)     \
-      X(DATA) X(ABORT_DOT) X(DOT) X(RSET) X(QUIT) X(CLOSED) X(FAILED)
+  X(GREETING)                                                                  \
+  X(EHLO) X(HELO) X(STARTTLS) X(AUTH) X(READY) X(MAIL) X(RCPT) X(DATA)         \
+      X(ABORT_DOT) X(DOT) X(RSET) X(QUIT) X(CLOSED) X(FAILED)
 
 typedef enum sk_state {
 #define SK_STATE_ENUM(n) SK_ST_##n,
@@ -54,6 +55,7 @@ typedef struct sk_sm {
 
   /* transaction */
   const smtpkit_envelope *env;
+  size_t n_rcpt; /* entries in rcpt (env may be gone after a send) */
   bool pipelined;
   size_t rcpt_next;     /* next RCPT to send (unpipelined) */
   size_t rcpt_replies;  /* RCPT replies seen */
@@ -61,6 +63,13 @@ typedef struct sk_sm {
   smtpkit_rcpt_result *rcpt; /* env->n_to entries */
   bool txn_failed;
   smtpkit_reply data_reply;
+  /* One connection, many messages. A transaction refused by a reply (not
+   * 421) leaves the connection usable: the next one starts with RSET. */
+  bool txn_refused;
+  bool mail_after_rset; /* RSET opens the next transaction (see begin) */
+  /* The next transaction, whose MAIL/RCPT/DATA went out right after this
+   * one's end of data (RFC 2920 §3.1); its replies follow the dot's. */
+  const smtpkit_envelope *queued;
 
   char *banner;         /* greeting text */
   const char *provider; /* provider id, if known (set by the caller) */
@@ -79,6 +88,16 @@ sk_action sk_sm_on_reply(sk_sm *m, const smtpkit_reply *r);
 sk_action sk_sm_tls_done(sk_sm *m);
 sk_action sk_sm_begin(sk_sm *m, const smtpkit_envelope *env);
 sk_action sk_sm_body_sent(sk_sm *m);
+/* After the end of data (state DOT): queues the MAIL, RCPT and DATA of the
+ * next message in out, to be written before the dot's reply is read. False
+ * (nothing queued) without PIPELINING, or when env is over the SIZE limit.
+ * The next sk_sm_begin must then be for this same env. */
+bool sk_sm_queue_next(sk_sm *m, const smtpkit_envelope *env);
+/* Whether sk_sm_begin can start a transaction now: READY, or FAILED after
+ * a transaction the server refused (RSET goes first). */
+bool sk_sm_can_begin(const sk_sm *m);
+/* RSET on its own; READY after its 250. */
+sk_action sk_sm_rset(sk_sm *m);
 sk_action sk_sm_quit(sk_sm *m);
 /* Records a failure that happened outside a reply (socket, TLS). */
 sk_action sk_sm_fail_event(sk_sm *m, sk_event ev, const char *detail);
