@@ -1,11 +1,13 @@
 /* args.c — parsing and checking the connection options. */
 #include "args.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
+#include <unistd.h>
 
 int usage_error(const char *cmd, const char *fmt, ...) {
   va_list ap;
@@ -185,6 +187,11 @@ int conn_settings(conn_opts *o, smtpkit_settings *s, unsigned default_timeout,
   s->timeout_ms = 1000 * (o->timeout_s ? o->timeout_s : default_timeout);
   s->mechanisms = o->auth;
   s->allow_plaintext_auth = o->allow_plain;
+  if (o->ca_file && access(o->ca_file, R_OK) != 0) {
+    fprintf(stderr, "smtpkit: cannot read --ca-file %s: %s\n", o->ca_file,
+            strerror(errno));
+    return EX_NOINPUT;
+  }
   if (o->insecure)
     fprintf(stderr, "smtpkit: warning: --insecure: the server's certificate "
                     "is NOT verified; anyone on the path can read the "
