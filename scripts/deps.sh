@@ -13,7 +13,7 @@ set -euo pipefail
 
 build_pkgs=(gcc make cmake pkg-config libssl-dev libgsasl-dev libcmocka-dev
             openssl ca-certificates libc-ares-dev)
-test_pkgs=(python3 python3-aiosmtpd nodejs npm valgrind dnsmasq-base)
+test_pkgs=(python3 python3-aiosmtpd valgrind dnsmasq-base)
 fuzz_pkgs=(clang libclang-rt-14-dev)
 bench_pkgs=(msmtp swaks libnet-ssleay-perl curl python3 postfix time)
 
@@ -29,7 +29,14 @@ sudo_() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 what=${1:-build}
 want "${build_pkgs[@]}"
-[ "$what" = test ] && want "${test_pkgs[@]}"
+if [ "$what" = test ]; then
+  want "${test_pkgs[@]}"
+  # Node.js may come from elsewhere (nodesource, nvm): then Debian's
+  # packages would conflict with it, and are not needed.
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    want nodejs npm
+  fi
+fi
 [ "$what" = fuzz ] && want "${fuzz_pkgs[@]}"
 [ "$what" = bench ] && want "${bench_pkgs[@]}"
 if [ ${#missing[@]} -gt 0 ]; then
