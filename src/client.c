@@ -11,11 +11,13 @@
  * One connection, many messages: after each message the session is ready
  * for the next; after a refused transaction the next starts with RSET; with
  * PIPELINING the next message's MAIL/RCPT/DATA follow the end of data in
- * the same flight (RFC 2920 §3.1), so a message costs one round trip. The
- * end of data and what follows it are separate writes: if writing the end
- * of data fails, it did not leave this host (not delivered, safe to send
- * again); once it is written, a missing reply is delivery_unknown
- * (RFC 1047) and the message must not be sent again automatically.
+ * the same flight (RFC 2920 §3.1), so a message costs one round trip. A
+ * failed write of the end of data means it did not leave this host (not
+ * delivered, safe to send again): it shares a write with what follows only
+ * when that write is too small to go in part (send_tail). Once it is
+ * written, a missing reply is delivery_unknown (RFC 1047) and the message
+ * is not sent again automatically — unless the server reset the connection
+ * with the end of data as the last thing sent: it never read it.
  */
 #define _GNU_SOURCE
 #include "batch.h"
@@ -47,6 +49,7 @@ struct smtpkit_session {
   char *chunk_in, *chunk_out;       /* body buffers, kept across messages */
   void (*idle_fn)(void *);          /* batch.h */
   void *idle_ctx;
+  size_t tail_len; /* a one-piece message, encoded, not yet written */
   bool reset;      /* the last read failed with a connection reset */
   bool after_dot;  /* bytes went out after this message's end of data */
 };
@@ -403,10 +406,10 @@ static bool stream_body(smtpkit_session *s, smtpkit_read_fn rd, void *ctx) {
     long next = n == CHUNK ? fill(rd, ctx, in, CHUNK) : 0;
     s->conn.deadline = sk_now_ms() + s->set.timeout_ms;
     if (next == 0 && chunks == 0) {
-      /* A message of one piece: it and its end go in one write. */
-      k += sk_encode_finish(&enc, out + k);
+      /* A message of one piece: written by send_tail, with its end of
+       * data and perhaps the next message's commands. */
+      s->tail_len = k + sk_encode_finish(&enc, out + k);
       ended = true;
-      ok = sk_conn_write(&s->conn, out, k);
     } else if (next == 0) {
       /* The last piece, then, unless the server answered or closed while
        * the message went (then it was not delivered), the end of data. */
@@ -428,6 +431,36 @@ static bool stream_body(smtpkit_session *s, smtpkit_read_fn rd, void *ctx) {
                "the connection was lost while the message was being sent, "
                "before its end: it was not delivered");
     return false;
+  }
+  return true;
+}
+
+/* A one-piece message with its end of data and, when all of it fits in
+ * FLIGHT bytes, the next message's commands: one write, one segment, one
+ * read for the server. A write that small goes whole or not at all — the
+ * send buffer is empty (the server answered everything sent before) and
+ * Linux's smallest is 4608 bytes — so a failed write still means the end
+ * of data did not leave this host. */
+static bool send_tail(smtpkit_session *s) {
+  enum { FLIGHT = 4096 };
+  size_t k = s->tail_len, cmds = s->sm.out.len;
+  s->tail_len = 0;
+  bool with_cmds = cmds && k + cmds <= FLIGHT;
+  if (with_cmds)
+    memcpy(s->chunk_out + k, s->sm.out.data, cmds);
+  s->conn.deadline = sk_now_ms() + s->set.timeout_ms;
+  if (!sk_conn_write(&s->conn, s->chunk_out, k + (with_cmds ? cmds : 0))) {
+    fail_event(s, SK_EV_CLOSED, SMTPKIT_STAGE_DATA,
+               "the connection was lost while the message was being sent, "
+               "before its end: it was not delivered");
+    return false;
+  }
+  if (with_cmds) {
+    s->after_dot = true;
+    log_lines(s, 'C', s->sm.shown.data ? s->sm.shown.data : "",
+              s->sm.shown.len);
+    sk_buf_consume(&s->sm.shown, s->sm.shown.len);
+    sk_buf_consume(&s->sm.out, cmds);
   }
   return true;
 }
@@ -461,6 +494,8 @@ static bool drive(smtpkit_session *s, sk_action a, smtpkit_read_fn rd,
       a = sk_sm_body_sent(&s->sm);
       if (s->next_env && sk_sm_queue_next(&s->sm, s->next_env))
         note(s, '*', "next message pipelined after the end of data");
+      if (s->tail_len && !send_tail(s))
+        return false;
       continue;
     case SK_ACT_WRITE_READ:
       break;
