@@ -22,6 +22,7 @@
 #define _GNU_SOURCE
 #include "batch.h"
 #include "conn.h"
+#include "kb.h"
 #include "message.h"
 #include "session.h"
 
@@ -238,13 +239,16 @@ static bool start_tls(smtpkit_session *s, smtpkit_stage stage) {
   return true;
 }
 
-/* After a silent plaintext connection: does the port speak TLS at once? */
+/* After a silent plaintext connection: does the port speak TLS at once?
+ * A TLS server answers a ClientHello at once, so a few seconds settle it:
+ * the whole wait stays within the time-out plus 3 s. */
 static bool port_speaks_tls(smtpkit_session *s) {
   if (!ensure_tls_ctx(s))
     return false;
   sk_conn probe;
   sk_conn_init(&probe);
-  long long deadline = sk_now_ms() + s->set.timeout_ms;
+  long long deadline =
+      sk_now_ms() + (s->set.timeout_ms < 3000 ? s->set.timeout_ms : 3000);
   bool yes = false;
   if (sk_conn_open(&probe, s->set.host, s->port, deadline) == SK_EV_NONE) {
     probe.deadline = deadline;
@@ -543,6 +547,9 @@ bool smtpkit_session_open(smtpkit_session *s) {
   s->set.port = s->port;
   sk_sm_init(&s->sm, &s->set, helo, s->mode == SMTPKIT_TLS_IMPLICIT);
   s->sm_ready = true;
+  /* The provider the host name points to lets the classifier use what is
+   * known of its replies (and its user-name rules). */
+  s->sm.provider = sk_kb_provider_from_host(s->set.host, NULL);
   if (s->mode == SMTPKIT_TLS_IMPLICIT)
     sk_tls_channel_binding(&s->conn, s->sm.cb_type, s->sm.cb_data);
   return drive(s, SK_ACT_WRITE_READ, NULL, NULL);
@@ -621,7 +628,7 @@ void smtpkit_session_close(smtpkit_session *s) {
    * message text. Closing the connection makes the server discard it. */
   if (s->sm_ready && !s->sm.queued &&
       (s->sm.state == SK_ST_READY ||
-       (s->sm.state == SK_ST_FAILED &&
+       (s->sm.state == SK_ST_FAILED && s->err.reply.code != 421 &&
         s->err.cause != SMTPKIT_CAUSE_protocol_error &&
         s->err.cause != SMTPKIT_CAUSE_connection_lost &&
         s->err.cause != SMTPKIT_CAUSE_delivery_unknown))) {
