@@ -367,14 +367,7 @@ static void json_result(bctx *b, const smtpkit_batch_result *r, bool ok,
   jw_arr_end(&w);
   const smtpkit_auth_attempt *aa = NULL;
   size_t na = s ? smtpkit_session_auth_attempts(s, &aa) : 0;
-  jw_arr(&w, "auth_attempts");
-  for (size_t i = 0; i < na; i++) {
-    jw_obj(&w, NULL);
-    jw_str(&w, "mechanism", aa[i].mechanism);
-    jw_reply(&w, "reply", &aa[i].reply);
-    jw_obj_end(&w);
-  }
-  jw_arr_end(&w);
+  json_auth_attempts(&w, "auth_attempts", aa, na);
   json_warnings(&w, b->w);
   jw_str(&w, "queue_id", r->sent ? r->queue_id : NULL);
   jw_reply(&w, "reply",

@@ -614,14 +614,7 @@ static void json_auth(jw *w, const smtpkit_doctor_auth *a) {
   jw_str(w, "mechanism", a->mechanism);
   jw_bool(w, "ok", a->ok);
   jw_reply(w, "reply", &a->reply);
-  jw_arr(w, "attempts");
-  for (size_t i = 0; i < a->n_attempts; i++) {
-    jw_obj(w, NULL);
-    jw_str(w, "mechanism", a->attempts[i].mechanism);
-    jw_reply(w, "reply", &a->attempts[i].reply);
-    jw_obj_end(w);
-  }
-  jw_arr_end(w);
+  json_auth_attempts(w, "attempts", a->attempts, a->n_attempts);
   jw_str(w, "skipped", a->skipped);
   jw_obj_end(w);
 }

@@ -276,14 +276,7 @@ static void print_json(const result_ctx *r, const smtpkit_settings *set) {
   jw_arr_end(&w);
   const smtpkit_auth_attempt *aa;
   size_t na = smtpkit_session_auth_attempts(r->s, &aa);
-  jw_arr(&w, "auth_attempts");
-  for (size_t i = 0; i < na; i++) {
-    jw_obj(&w, NULL);
-    jw_str(&w, "mechanism", aa[i].mechanism);
-    jw_reply(&w, "reply", &aa[i].reply);
-    jw_obj_end(&w);
-  }
-  jw_arr_end(&w);
+  json_auth_attempts(&w, "auth_attempts", aa, na);
   json_warnings(&w, r->w);
   jw_str(&w, "queue_id", r->ok ? smtpkit_session_queue_id(r->s) : NULL);
   const smtpkit_reply *dr = smtpkit_session_data_reply(r->s);

@@ -177,3 +177,15 @@ void json_advice(jw *w, const smtpkit_advice *a) {
     jw_str(w, NULL, a->references[i]);
   jw_arr_end(w);
 }
+
+void json_auth_attempts(jw *w, const char *key, const smtpkit_auth_attempt *a,
+                        size_t n) {
+  jw_arr(w, key);
+  for (size_t i = 0; i < n; i++) {
+    jw_obj(w, NULL);
+    jw_str(w, "mechanism", a[i].mechanism);
+    jw_reply(w, "reply", &a[i].reply);
+    jw_obj_end(w);
+  }
+  jw_arr_end(w);
+}

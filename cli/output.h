@@ -34,6 +34,9 @@ void print_wrapped(FILE *f, const char *s);
 void print_field(FILE *f, const char *label, const char *s);
 /* meaning / this reply / why / fix 1. 2. ... / see */
 void print_advice(FILE *f, const smtpkit_advice *a, const char *note_label);
+/* [{"mechanism":..,"reply":{..}}, ...] under key. */
+void json_auth_attempts(jw *w, const char *key, const smtpkit_auth_attempt *a,
+                        size_t n);
 /* "provider", "summary", "fix", "references" members. */
 void json_advice(jw *w, const smtpkit_advice *a);
 void json_warnings(jw *w, const warnings *ws);

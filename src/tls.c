@@ -113,12 +113,11 @@ static bool looks_like_smtp_banner(const sk_conn *c) {
          isdigit(b[1]) && isdigit(b[2]) && (b[3] == ' ' || b[3] == '-');
 }
 
-static sk_event verify_event(sk_conn *c) {
-  long v = SSL_get_verify_result(c->ssl);
-  c->verify_error = (int)v;
-  snprintf(c->detail, sizeof c->detail, "certificate verification failed: %s",
-           X509_verify_cert_error_string(v));
+/* The event for an X509_V_* verification result. */
+static sk_event cert_event(long v) {
   switch (v) {
+  case X509_V_OK:
+    return SK_EV_NONE;
   case X509_V_ERR_HOSTNAME_MISMATCH:
   case X509_V_ERR_IP_ADDRESS_MISMATCH:
   case X509_V_ERR_EMAIL_MISMATCH:
@@ -129,6 +128,15 @@ static sk_event verify_event(sk_conn *c) {
   default:
     return SK_EV_CERT_UNTRUSTED;
   }
+}
+
+static sk_event verify_event(sk_conn *c) {
+  long v = SSL_get_verify_result(c->ssl);
+  c->verify_error = (int)v;
+  snprintf(c->detail, sizeof c->detail, "certificate verification failed: %s",
+           X509_verify_cert_error_string(v));
+  sk_event ev = cert_event(v);
+  return ev == SK_EV_NONE ? SK_EV_CERT_UNTRUSTED : ev;
 }
 
 static sk_event handshake_event(sk_conn *c, unsigned long e) {
@@ -339,21 +347,6 @@ static void san_text(X509 *cert, char *out, size_t cap) {
   GENERAL_NAMES_free(names);
 }
 
-static sk_event cert_event(long v) {
-  switch (v) {
-  case X509_V_OK:
-    return SK_EV_NONE;
-  case X509_V_ERR_HOSTNAME_MISMATCH:
-  case X509_V_ERR_IP_ADDRESS_MISMATCH:
-  case X509_V_ERR_EMAIL_MISMATCH:
-    return SK_EV_CERT_NAME;
-  case X509_V_ERR_CERT_HAS_EXPIRED:
-  case X509_V_ERR_CERT_NOT_YET_VALID:
-    return SK_EV_CERT_EXPIRED;
-  default:
-    return SK_EV_CERT_UNTRUSTED;
-  }
-}
 
 bool sk_tls_peer_info(sk_conn *c, sk_tls_peer *out) {
   memset(out, 0, sizeof *out);
