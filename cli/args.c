@@ -99,8 +99,8 @@ int conn_opt(conn_opts *o, int opt, const char *arg) {
     return (rc = parse_server(o, arg)) ? rc : 1;
   case 'p':
     if (parse_uint(arg, 65535, &o->port) != 0)
-      return usage_error(NULL, "--port wants a number from 1 to 65535, not '%s'",
-                         arg);
+      return usage_error(
+          NULL, "--port wants a number from 1 to 65535, not '%s'", arg);
     return 1;
   case OPT_TLS:
     if (!strcmp(arg, "auto"))
@@ -112,9 +112,8 @@ int conn_opt(conn_opts *o, int opt, const char *arg) {
     else if (!strcmp(arg, "none"))
       o->tls = SMTPKIT_TLS_NONE;
     else
-      return usage_error(NULL,
-                         "--tls wants auto, starttls, implicit or none, not '%s'",
-                         arg);
+      return usage_error(
+          NULL, "--tls wants auto, starttls, implicit or none, not '%s'", arg);
     return 1;
   case OPT_CA_FILE:
     o->ca_file = arg;
@@ -157,9 +156,8 @@ int conn_opt(conn_opts *o, int opt, const char *arg) {
     return (rc = check_clean("--helo", arg)) ? rc : 1;
   case OPT_TIMEOUT:
     if (parse_uint(arg, 3600, &o->timeout_s) != 0)
-      return usage_error(NULL,
-                         "--timeout wants seconds from 1 to 3600, not '%s'",
-                         arg);
+      return usage_error(
+          NULL, "--timeout wants seconds from 1 to 3600, not '%s'", arg);
     return 1;
   case OPT_TRANSCRIPT:
     o->transcript = arg;

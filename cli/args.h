@@ -38,17 +38,17 @@ enum {
       {"password-env", required_argument, 0, OPT_PASSWORD_ENV},                \
       {"password-cmd", required_argument, 0, OPT_PASSWORD_CMD},                \
       {"oauth2-token-file", required_argument, 0, OPT_TOKEN_FILE},             \
-      {"oauth2-token-env", required_argument, 0, OPT_TOKEN_ENV},              \
-      {"oauth2-token-cmd", required_argument, 0, OPT_TOKEN_CMD},              \
+      {"oauth2-token-env", required_argument, 0, OPT_TOKEN_ENV},               \
+      {"oauth2-token-cmd", required_argument, 0, OPT_TOKEN_CMD},               \
       {"auth", required_argument, 0, OPT_AUTH},                                \
       {"allow-plaintext-auth", no_argument, 0, OPT_ALLOW_PLAIN},               \
       {"force-auth", no_argument, 0, OPT_FORCE_AUTH},                          \
       {"helo", required_argument, 0, OPT_HELO},                                \
       {"timeout", required_argument, 0, OPT_TIMEOUT},                          \
       {"transcript", required_argument, 0, OPT_TRANSCRIPT},                    \
-      {"json", no_argument, 0, OPT_JSON},                                      \
-      {"verbose", no_argument, 0, 'v'},                                        \
-      {"password", required_argument, 0, OPT_PASSWORD_PLAIN}
+      {"json", no_argument, 0, OPT_JSON}, {"verbose", no_argument, 0, 'v'}, {  \
+    "password", required_argument, 0, OPT_PASSWORD_PLAIN                       \
+  }
 
 #define CONN_SHORT_OPTIONS "s:p:u:v"
 

@@ -34,7 +34,7 @@ void help_explain(void) {
        "                      a banner of another server then means your\n"
        "                      connection was intercepted\n"
        "  -h, --help          this text\n"
-      "Put -- before a TEXT that starts with '-'.\n"
+       "Put -- before a TEXT that starts with '-'.\n"
        "\n"
        "Exit status: 0 when a cause was found; 1 when the text holds no SMTP\n"
        "reply or known error, or nothing more specific than 'unknown' fits;\n"

@@ -209,8 +209,9 @@ static int check_address(const char *what, const char *a) {
   if (check_clean(what, a))
     return EX_DATAERR;
   if (strpbrk(a, " <>\t") || (!*a && strcmp(what, "--from") != 0)) {
-    fprintf(stderr, "smtpkit: %s '%s' is not a plain address (want "
-                    "user@example.com)\n",
+    fprintf(stderr,
+            "smtpkit: %s '%s' is not a plain address (want "
+            "user@example.com)\n",
             what, a);
     return EX_DATAERR;
   }
@@ -243,9 +244,8 @@ static void print_json(const result_ctx *r, const smtpkit_settings *set) {
   jw w;
   jw_begin(&w, stdout);
   const smtpkit_error *e = r->err;
-  smtpkit_cause cause = r->ok && e->cause == SMTPKIT_CAUSE_ok
-                            ? SMTPKIT_CAUSE_ok
-                            : e->cause;
+  smtpkit_cause cause =
+      r->ok && e->cause == SMTPKIT_CAUSE_ok ? SMTPKIT_CAUSE_ok : e->cause;
   jw_bool(&w, "ok", r->ok && cause == SMTPKIT_CAUSE_ok);
   jw_str(&w, "cause", smtpkit_cause_name(cause));
   jw_bool(&w, "transient", cause != SMTPKIT_CAUSE_ok && e->transient);
@@ -280,8 +280,8 @@ static void print_json(const result_ctx *r, const smtpkit_settings *set) {
   json_warnings(&w, r->w);
   jw_str(&w, "queue_id", r->ok ? smtpkit_session_queue_id(r->s) : NULL);
   const smtpkit_reply *dr = smtpkit_session_data_reply(r->s);
-  jw_reply(&w, "reply", cause == SMTPKIT_CAUSE_ok || !e->reply.code ? dr
-                                                                    : &e->reply);
+  jw_reply(&w, "reply",
+           cause == SMTPKIT_CAUSE_ok || !e->reply.code ? dr : &e->reply);
   if (e->detail[0] && cause != SMTPKIT_CAUSE_ok)
     jw_str(&w, "detail", e->detail);
   if (cause != SMTPKIT_CAUSE_ok) {
@@ -302,9 +302,8 @@ static void print_human(const result_ctx *r, const smtpkit_settings *set) {
            smtpkit_session_port(r->s),
            smtpkit_tls_mode_name(smtpkit_session_tls_mode(r->s)),
            smtpkit_session_tls_version(r->s) ? " " : "",
-           smtpkit_session_tls_version(r->s)
-               ? smtpkit_session_tls_version(r->s)
-               : "",
+           smtpkit_session_tls_version(r->s) ? smtpkit_session_tls_version(r->s)
+                                             : "",
            smtpkit_session_auth_mechanism(r->s) ? ", AUTH " : "",
            smtpkit_session_auth_mechanism(r->s)
                ? smtpkit_session_auth_mechanism(r->s)
@@ -331,17 +330,14 @@ static void print_human(const result_ctx *r, const smtpkit_settings *set) {
   if (!r->ok || r->err->cause != SMTPKIT_CAUSE_ok) {
     const smtpkit_auth_attempt *aa;
     size_t na = smtpkit_session_auth_attempts(r->s, &aa);
-    report_error(r->ok ? "sent, but not to every recipient"
-                       : "sending failed",
+    report_error(r->ok ? "sent, but not to every recipient" : "sending failed",
                  r->err, aa, na);
   }
 }
 
 /* The secret this run would send, for the lock-out guard. */
 static const secret *active_secret(const conn_opts *c) {
-  return c->password.loaded ? &c->password
-         : c->token.loaded  ? &c->token
-                            : NULL;
+  return c->password.loaded ? &c->password : c->token.loaded ? &c->token : NULL;
 }
 
 /* True (with err filled) when the guard holds the secret back. */

@@ -4,7 +4,7 @@
 
 typedef struct command {
   const char *name;
-  const char *summary; /* one line for `smtpkit --help` */
+  const char *summary;               /* one line for `smtpkit --help` */
   int (*run)(int argc, char **argv); /* argv[0] is the command name */
   void (*help)(void);
 } command;

@@ -23,7 +23,8 @@ static size_t utf8_len(const unsigned char *s) {
     return 0; /* overlong */
   if (n == 3 && s[0] == 0xED && s[1] >= 0xA0)
     return 0; /* surrogate */
-  if (n == 4 && ((s[0] == 0xF0 && s[1] < 0x90) || (s[0] == 0xF4 && s[1] >= 0x90)))
+  if (n == 4 &&
+      ((s[0] == 0xF0 && s[1] < 0x90) || (s[0] == 0xF4 && s[1] >= 0x90)))
     return 0;
   return n;
 }

@@ -9,18 +9,20 @@
 
 /* Every subcommand, in the order `smtpkit --help` lists them. */
 static const command commands[] = {
-    {"send", "submit one message (built from options, or RFC 5322 text on "
-             "stdin)",
+    {"send",
+     "submit one message (built from options, or RFC 5322 text on "
+     "stdin)",
      cmd_send, help_send},
-    {"doctor", "probe a server or account and diagnose why sending or login "
-               "fails",
+    {"doctor",
+     "probe a server or account and diagnose why sending or login "
+     "fails",
      cmd_doctor, help_doctor},
     {"explain", "explain an error text (reply, exception, log line)",
      cmd_explain, help_explain},
     {"lab", "run a local SMTP server that fails like a named real case",
      cmd_lab, help_lab},
-    {"demo", "diagnose every lab scenario locally; no account needed",
-     cmd_demo, help_demo},
+    {"demo", "diagnose every lab scenario locally; no account needed", cmd_demo,
+     help_demo},
 };
 
 static const command *find(const char *name) {
@@ -38,21 +40,22 @@ static void help_main(void) {
        "Commands:");
   for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
     printf("  %-8s %s\n", commands[i].name, commands[i].summary);
-  puts("  help COMMAND   the options of COMMAND (also: smtpkit COMMAND --help)\n"
-       "\n"
-       "  smtpkit --help      this text\n"
-       "  smtpkit --version   the version\n"
-       "\n"
-       "Exit codes follow sysexits.h: 0 success, 64 bad command line, 65 bad\n"
-       "message or address, 66 input file missing, 67 recipient refused, 68\n"
-       "host not found, 69 refused for another reason, 74 connection lost,\n"
-       "75 temporary failure (retry later), 76 protocol error, 77\n"
-       "authentication refused, 78 settings do not fit the server.\n"
-       "\n"
-       "Example:\n"
-       "  smtpkit send -s smtp.example.com -u me@example.com \\\n"
-       "      --password-file ~/.smtp-pass -f me@example.com \\\n"
-       "      --to you@example.org --subject 'Hello' --body 'It works.'");
+  puts(
+      "  help COMMAND   the options of COMMAND (also: smtpkit COMMAND --help)\n"
+      "\n"
+      "  smtpkit --help      this text\n"
+      "  smtpkit --version   the version\n"
+      "\n"
+      "Exit codes follow sysexits.h: 0 success, 64 bad command line, 65 bad\n"
+      "message or address, 66 input file missing, 67 recipient refused, 68\n"
+      "host not found, 69 refused for another reason, 74 connection lost,\n"
+      "75 temporary failure (retry later), 76 protocol error, 77\n"
+      "authentication refused, 78 settings do not fit the server.\n"
+      "\n"
+      "Example:\n"
+      "  smtpkit send -s smtp.example.com -u me@example.com \\\n"
+      "      --password-file ~/.smtp-pass -f me@example.com \\\n"
+      "      --to you@example.org --subject 'Hello' --body 'It works.'");
 }
 
 int main(int argc, char **argv) {

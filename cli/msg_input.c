@@ -133,8 +133,8 @@ static int scan_headers(msg_input *m) {
   size_t flen = 0;
   int rc = 0;
   ssize_t n;
-  for (int lines = 0; lines < 100000 && (n = getline(&m->line, &m->line_cap,
-                                                      m->f)) > 0;
+  for (int lines = 0;
+       lines < 100000 && (n = getline(&m->line, &m->line_cap, m->f)) > 0;
        lines++) {
     char *l = m->line;
     while (n && (l[n - 1] == '\n' || l[n - 1] == '\r'))
@@ -211,7 +211,8 @@ long msg_input_read(void *ctx, char *buf, size_t cap) {
       m->in_headers = false;
       break;
     }
-    bool blank = m->line[0] == '\n' || (m->line[0] == '\r' && m->line[1] == '\n');
+    bool blank =
+        m->line[0] == '\n' || (m->line[0] == '\r' && m->line[1] == '\n');
     if (blank)
       m->in_headers = false;
     else if (m->line[0] == ' ' || m->line[0] == '\t')

@@ -20,7 +20,7 @@ void addr_free(addr_list *l);
 bool addr_parse_list(addr_list *l, const char *value);
 
 typedef struct msg_input {
-  FILE *f;         /* spool (or stdin itself when it is a regular file) */
+  FILE *f; /* spool (or stdin itself when it is a regular file) */
   bool own_f;
   bool strip_bcc;
   /* header scan results */

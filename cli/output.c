@@ -67,8 +67,8 @@ static void print_reply(const smtpkit_reply *r) {
   while (first || *t) {
     const char *nl = strchr(t, '\n');
     size_t n = nl ? (size_t)(nl - t) : strlen(t);
-    fprintf(stderr, "%s%d%s%s ", first ? "  server:  " : "           ",
-            r->code, r->enhanced[0] ? " " : "", r->enhanced);
+    fprintf(stderr, "%s%d%s%s ", first ? "  server:  " : "           ", r->code,
+            r->enhanced[0] ? " " : "", r->enhanced);
     print_escaped(stderr, t, n);
     fputc('\n', stderr);
     first = false;

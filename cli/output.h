@@ -9,7 +9,7 @@
 #include <stdio.h>
 
 typedef struct transcript {
-  FILE *f;       /* transcript file or stderr; NULL: none */
+  FILE *f; /* transcript file or stderr; NULL: none */
   bool close_f;
   bool events_only; /* -v without --transcript: only '*' lines */
 } transcript;

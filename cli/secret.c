@@ -73,7 +73,8 @@ static int from_file(secret *s) {
 static int from_env(secret *s) {
   const char *v = getenv(s->arg);
   if (!v) {
-    fprintf(stderr, "smtpkit: environment variable %s (for the %s) is not set\n",
+    fprintf(stderr,
+            "smtpkit: environment variable %s (for the %s) is not set\n",
             s->arg, s->what);
     return EX_USAGE;
   }
@@ -108,7 +109,7 @@ static int from_cmd(secret *s) {
     ;
   if (rc < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     fprintf(stderr, "smtpkit: the %s command failed (%s)\n", s->what,
-            rc == -2 ? "output longer than 16 KiB"
+            rc == -2            ? "output longer than 16 KiB"
             : WIFEXITED(status) ? "non-zero exit status"
                                 : "killed by a signal");
     return EX_NOINPUT;

@@ -16,9 +16,9 @@ typedef enum secret_kind {
 
 typedef struct secret {
   secret_kind kind;
-  const char *arg;   /* file name, variable name or command */
-  const char *what;  /* "password" or "OAuth2 token" */
-  char *value;       /* locked in memory, wiped by secret_free */
+  const char *arg;  /* file name, variable name or command */
+  const char *what; /* "password" or "OAuth2 token" */
+  char *value;      /* locked in memory, wiped by secret_free */
   size_t len, cap;
   bool loaded;
 } secret;

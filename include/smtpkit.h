@@ -126,9 +126,9 @@ typedef struct smtpkit_error {
   smtpkit_cause cause;
   bool transient;
   smtpkit_stage stage;
-  smtpkit_reply reply;   /* the server's reply, if any (code 0 if none) */
-  const char *provider;  /* provider id (SPEC §3) or NULL */
-  char detail[512];      /* what the client saw: socket or TLS error, etc. */
+  smtpkit_reply reply;  /* the server's reply, if any (code 0 if none) */
+  const char *provider; /* provider id (SPEC §3) or NULL */
+  char detail[512];     /* what the client saw: socket or TLS error, etc. */
 } smtpkit_error;
 
 /* One AUTH attempt: the mechanism and the server's final reply to it. */
@@ -159,12 +159,12 @@ typedef struct smtpkit_settings {
   const char *host;
   unsigned port; /* 0: 587, or 465 with implicit TLS */
   smtpkit_tls_mode tls;
-  const char *ca_file;       /* extra trust anchors (PEM); NULL for none */
-  bool insecure;             /* skip certificate verification */
-  const char *helo;          /* EHLO name; NULL: FQDN or address literal */
-  unsigned timeout_ms;       /* per network operation; 0: 30000 */
-  const char *user;          /* NULL: no authentication */
-  smtpkit_secret_fn password;     /* password source, or NULL */
+  const char *ca_file;        /* extra trust anchors (PEM); NULL for none */
+  bool insecure;              /* skip certificate verification */
+  const char *helo;           /* EHLO name; NULL: FQDN or address literal */
+  unsigned timeout_ms;        /* per network operation; 0: 30000 */
+  const char *user;           /* NULL: no authentication */
+  smtpkit_secret_fn password; /* password source, or NULL */
   void *password_ctx;
   smtpkit_secret_fn oauth2_token; /* bearer token source, or NULL */
   void *oauth2_token_ctx;
@@ -184,9 +184,9 @@ typedef struct smtpkit_envelope {
   const char *from;
   const char *const *to;
   size_t n_to;
-  long long size;    /* message size for SIZE=, -1 when unknown */
-  bool eight_bit;    /* declare BODY=8BITMIME */
-  bool smtputf8;     /* declare SMTPUTF8 */
+  long long size; /* message size for SIZE=, -1 when unknown */
+  bool eight_bit; /* declare BODY=8BITMIME */
+  bool smtputf8;  /* declare SMTPUTF8 */
 } smtpkit_envelope;
 
 /* One connection to a server. */
@@ -277,14 +277,14 @@ typedef struct smtpkit_explanation {
   bool success_only;   /* the text holds only success replies (2xx/3xx) */
   smtpkit_cause cause; /* unknown when found is false */
   bool transient;
-  smtpkit_stage stage; /* as far as the text tells; NONE when it does not */
-  int code;            /* reply code; 0 when the text has none */
-  char enhanced[16];   /* "5.7.8", or "" */
-  char text[1024];     /* the reply text (lines joined with '\n'), or the
-                          error text recognised; may be cut short */
-  const char *server;  /* server program recognised by its banner or
-                          wording ("cpanel", "exchange", "postfix"...), or
-                          NULL */
+  smtpkit_stage stage;   /* as far as the text tells; NONE when it does not */
+  int code;              /* reply code; 0 when the text has none */
+  char enhanced[16];     /* "5.7.8", or "" */
+  char text[1024];       /* the reply text (lines joined with '\n'), or the
+                            error text recognised; may be cut short */
+  const char *server;    /* server program recognised by its banner or
+                            wording ("cpanel", "exchange", "postfix"...), or
+                            NULL */
   smtpkit_advice advice; /* summary, why, fix steps, references, provider */
 } smtpkit_explanation;
 
@@ -307,24 +307,24 @@ typedef struct smtpkit_lab smtpkit_lab;
 
 /* How SPEC §5 checks a scenario, as client settings. */
 typedef struct smtpkit_lab_check {
-  const char *tool;         /* "doctor" or "send" */
-  const char *options;      /* SPEC §5 options, e.g. "--tls none" */
-  smtpkit_tls_mode tls;     /* --tls (AUTO when not named) */
+  const char *tool;     /* "doctor" or "send" */
+  const char *options;  /* SPEC §5 options, e.g. "--tls none" */
+  smtpkit_tls_mode tls; /* --tls (AUTO when not named) */
   bool allow_plaintext_auth;
-  const char *mechanisms;   /* --auth, or NULL */
-  const char *helo;         /* --helo, or NULL */
-  unsigned timeout_s;       /* --timeout, or 0 */
-  const char *provider;     /* doctor --provider, or NULL */
-  bool bad_token;           /* log in with an OAuth2 token the lab refuses */
-  unsigned message_size;    /* bytes of the test message; 0: a short one */
+  const char *mechanisms; /* --auth, or NULL */
+  const char *helo;       /* --helo, or NULL */
+  unsigned timeout_s;     /* --timeout, or 0 */
+  const char *provider;   /* doctor --provider, or NULL */
+  bool bad_token;         /* log in with an OAuth2 token the lab refuses */
+  unsigned message_size;  /* bytes of the test message; 0: a short one */
 } smtpkit_lab_check;
 
 typedef struct smtpkit_lab_scenario {
-  const char *name;         /* "bad-credentials" */
-  const char *description;  /* one line */
-  const char *source;       /* where its replies were seen (URL) */
-  smtpkit_cause cause;      /* the cause SPEC §5 expects */
-  const char *fix;          /* one line: what fixes the case it stands for */
+  const char *name;        /* "bad-credentials" */
+  const char *description; /* one line */
+  const char *source;      /* where its replies were seen (URL) */
+  smtpkit_cause cause;     /* the cause SPEC §5 expects */
+  const char *fix;         /* one line: what fixes the case it stands for */
   smtpkit_lab_check check;
 } smtpkit_lab_scenario;
 
@@ -334,25 +334,25 @@ const smtpkit_lab_scenario *smtpkit_lab_scenario_at(size_t i);
 const smtpkit_lab_scenario *smtpkit_lab_scenario_find(const char *name);
 
 typedef struct smtpkit_lab_options {
-  const char *scenario;    /* NULL: "ok" */
-  const char *listen;      /* plain listener "ADDR:PORT" (port 0: any free
-                              one); NULL: "127.0.0.1:0"; "": none */
-  const char *tls_listen;  /* implicit-TLS listener, likewise */
-  const char *user;        /* accepted login; NULL: "alice" */
-  const char *password;    /* NULL: "correct horse" (a test fixture) */
-  const char *token;       /* accepted OAuth2 token; NULL: "good-token" */
-  const char *cert_file;   /* PEM certificate (chain) and key; NULL: a CA */
-  const char *key_file;    /*   and a localhost certificate are generated */
-  const char *ca_out;      /* where the generated CA goes; NULL: a temporary
-                              file that smtpkit_lab_free removes */
-  const char *maildir;     /* store accepted messages here, or NULL */
-  unsigned idle_timeout_ms;  /* drop silent clients; 0: 120000 */
-  unsigned max_connections;  /* 0: 1000 */
-  FILE *log;               /* one line per connection event, or NULL */
-  const char *mechanisms;  /* mechanisms offered after TLS instead of the
-                              scenario's, e.g. "SCRAM-SHA-256-PLUS PLAIN";
-                              NULL: the scenario's */
-  int tls_max_version;     /* 12: at most TLS 1.2 (tls-unique); 0: any */
+  const char *scenario;     /* NULL: "ok" */
+  const char *listen;       /* plain listener "ADDR:PORT" (port 0: any free
+                               one); NULL: "127.0.0.1:0"; "": none */
+  const char *tls_listen;   /* implicit-TLS listener, likewise */
+  const char *user;         /* accepted login; NULL: "alice" */
+  const char *password;     /* NULL: "correct horse" (a test fixture) */
+  const char *token;        /* accepted OAuth2 token; NULL: "good-token" */
+  const char *cert_file;    /* PEM certificate (chain) and key; NULL: a CA */
+  const char *key_file;     /*   and a localhost certificate are generated */
+  const char *ca_out;       /* where the generated CA goes; NULL: a temporary
+                               file that smtpkit_lab_free removes */
+  const char *maildir;      /* store accepted messages here, or NULL */
+  unsigned idle_timeout_ms; /* drop silent clients; 0: 120000 */
+  unsigned max_connections; /* 0: 1000 */
+  FILE *log;                /* one line per connection event, or NULL */
+  const char *mechanisms;   /* mechanisms offered after TLS instead of the
+                               scenario's, e.g. "SCRAM-SHA-256-PLUS PLAIN";
+                               NULL: the scenario's */
+  int tls_max_version;      /* 12: at most TLS 1.2 (tls-unique); 0: any */
 } smtpkit_lab_options;
 
 void smtpkit_lab_options_init(smtpkit_lab_options *o);
@@ -376,11 +376,11 @@ void smtpkit_lab_run(smtpkit_lab *lab);
 void smtpkit_lab_stop(smtpkit_lab *lab);
 
 typedef struct smtpkit_lab_stats {
-  unsigned long connections; /* accepted */
-  unsigned long active, peak;  /* open now / most at once */
-  unsigned long messages;    /* accepted with 250 */
+  unsigned long connections;  /* accepted */
+  unsigned long active, peak; /* open now / most at once */
+  unsigned long messages;     /* accepted with 250 */
   unsigned long auth_ok, auth_failed;
-  unsigned long dropped;     /* closed by the lab: hostile, idle, full */
+  unsigned long dropped; /* closed by the lab: hostile, idle, full */
 } smtpkit_lab_stats;
 
 /* Read it from the thread that runs the lab (or after it stopped). */
@@ -401,33 +401,33 @@ void smtpkit_lab_free(smtpkit_lab *lab);
 
 /* What a TLS handshake on a probed port showed. */
 typedef struct smtpkit_tls_info {
-  bool ok;             /* a handshake completed */
-  char version[16];    /* "TLSv1.3" */
-  bool verified;       /* chain and host name verified */
-  char error[256];     /* why the handshake failed or did not verify */
-  char subject[256];   /* RFC 2253 text */
+  bool ok;           /* a handshake completed */
+  char version[16];  /* "TLSv1.3" */
+  bool verified;     /* chain and host name verified */
+  char error[256];   /* why the handshake failed or did not verify */
+  char subject[256]; /* RFC 2253 text */
   char issuer[256];
-  char names[512];     /* subjectAltName: "DNS:a, IP:127.0.0.1" */
-  char not_after[32];  /* "2026-01-31T12:00:00Z" */
+  char names[512];    /* subjectAltName: "DNS:a, IP:127.0.0.1" */
+  char not_after[32]; /* "2026-01-31T12:00:00Z" */
 } smtpkit_tls_info;
 
 /* One probed port. Strings belong to the report. */
 typedef struct smtpkit_probe {
   const char *host;
   unsigned port;
-  const char *mode;        /* what it speaks: "starttls", "implicit",
-                              "plain" (no TLS offered) or "none" */
-  bool reachable;          /* a TCP connection was accepted */
+  const char *mode; /* what it speaks: "starttls", "implicit",
+                       "plain" (no TLS offered) or "none" */
+  bool reachable;   /* a TCP connection was accepted */
   long long elapsed_ms;
-  smtpkit_reply greeting;  /* the first greeting seen; code 0: none */
+  smtpkit_reply greeting; /* the first greeting seen; code 0: none */
   smtpkit_tls_info tls;
   const char *auth_before_tls; /* " PLAIN LOGIN " (EHLO before TLS) */
   const char *auth_after_tls;  /* after STARTTLS / on implicit TLS */
-  const char *extensions;  /* EHLO keywords, '\n'-separated */
-  const char *ehlo_name;   /* first word of the EHLO reply */
-  bool tls_met_banner;     /* a TLS handshake met a plain SMTP banner */
-  bool no_plain_greeting;  /* a plain connection got no greeting */
-  smtpkit_error result;    /* ok when fit for submission, else why not */
+  const char *extensions;      /* EHLO keywords, '\n'-separated */
+  const char *ehlo_name;       /* first word of the EHLO reply */
+  bool tls_met_banner;         /* a TLS handshake met a plain SMTP banner */
+  bool no_plain_greeting;      /* a plain connection got no greeting */
+  smtpkit_error result;        /* ok when fit for submission, else why not */
 } smtpkit_probe;
 
 /* Where the diagnosis looked. */
@@ -447,19 +447,19 @@ typedef struct smtpkit_doctor_auth {
   const char *host;
   unsigned port;
   smtpkit_tls_mode tls;
-  const char *mechanism;  /* the last mechanism tried, or NULL */
+  const char *mechanism; /* the last mechanism tried, or NULL */
   bool ok;
-  smtpkit_reply reply;    /* the server's final reply to it */
-  size_t n_attempts;      /* every AUTH exchange, all sessions */
+  smtpkit_reply reply; /* the server's final reply to it */
+  size_t n_attempts;   /* every AUTH exchange, all sessions */
   const smtpkit_auth_attempt *attempts;
-  const char *skipped;    /* why no login was tried, or NULL */
+  const char *skipped; /* why no login was tried, or NULL */
 } smtpkit_doctor_auth;
 
 /* The test message of --send-test. */
 typedef struct smtpkit_doctor_send_test {
   bool attempted, ok;
   const char *from, *to;
-  smtpkit_reply reply;    /* the reply that refused it, or the final 250 */
+  smtpkit_reply reply; /* the reply that refused it, or the final 250 */
   const char *queue_id;
 } smtpkit_doctor_send_test;
 
@@ -479,20 +479,20 @@ typedef void (*smtpkit_progress_fn)(void *ctx, size_t index, size_t count,
                                     const char *status, bool done);
 
 typedef struct smtpkit_doctor_options {
-  const char *input;  /* "HOST", "HOST:PORT", "[V6]:PORT" or "user@domain";
-                         NULL: settings.host */
+  const char *input; /* "HOST", "HOST:PORT", "[V6]:PORT" or "user@domain";
+                        NULL: settings.host */
   /* host: when input is NULL; port 0: probe 587, 465, 25 and 2525 (else
    * only that port, and the provider's own ports); tls AUTO with port 0:
    * whatever works, else the mode evaluated on the user's port;
    * timeout_ms 0: 8000, the bound of the whole probing; user and a secret
    * source: log in once; transcript: every connection, tagged. */
   smtpkit_settings settings;
-  const char *provider;   /* provider id the user expects, or NULL */
-  const char *dns_server; /* "ADDR[:PORT]" for SRV, MX and addresses */
-  bool no_auth;           /* probe only */
-  bool try_all_mechanisms;/* one login per offered mechanism */
-  const char *send_test_to;   /* after a login, submit a test message */
-  const char *send_test_from; /* NULL: the user name if it is an address */
+  const char *provider;         /* provider id the user expects, or NULL */
+  const char *dns_server;       /* "ADDR[:PORT]" for SRV, MX and addresses */
+  bool no_auth;                 /* probe only */
+  bool try_all_mechanisms;      /* one login per offered mechanism */
+  const char *send_test_to;     /* after a login, submit a test message */
+  const char *send_test_from;   /* NULL: the user name if it is an address */
   smtpkit_progress_fn progress; /* called from the calling thread */
   void *progress_ctx;
   /* The lock-out guard: asked before each login (false, with why, holds
@@ -520,8 +520,7 @@ int smtpkit_doctor_exit_code(const smtpkit_doctor_report *r);
 size_t smtpkit_doctor_evidence(const smtpkit_doctor_report *r,
                                const char *const **out);
 /* Summary and fix steps (provider-specific where known). */
-void smtpkit_doctor_advice(const smtpkit_doctor_report *r,
-                           smtpkit_advice *out);
+void smtpkit_doctor_advice(const smtpkit_doctor_report *r, smtpkit_advice *out);
 const smtpkit_doctor_target *
 smtpkit_doctor_target_of(const smtpkit_doctor_report *r);
 size_t smtpkit_doctor_probes(const smtpkit_doctor_report *r,

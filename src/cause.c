@@ -19,18 +19,17 @@ static const struct cause_info causes[SMTPKIT_CAUSE_COUNT] = {
                                           false},
     [SMTPKIT_CAUSE_connection_timeout] = {"connection_timeout", EX_TEMPFAIL,
                                           true},
-    [SMTPKIT_CAUSE_plaintext_on_tls_port] = {"plaintext_on_tls_port",
-                                             EX_CONFIG, false},
-    [SMTPKIT_CAUSE_tls_on_plaintext_port] = {"tls_on_plaintext_port",
-                                             EX_CONFIG, false},
+    [SMTPKIT_CAUSE_plaintext_on_tls_port] = {"plaintext_on_tls_port", EX_CONFIG,
+                                             false},
+    [SMTPKIT_CAUSE_tls_on_plaintext_port] = {"tls_on_plaintext_port", EX_CONFIG,
+                                             false},
     [SMTPKIT_CAUSE_starttls_not_offered] = {"starttls_not_offered", EX_CONFIG,
                                             false},
-    [SMTPKIT_CAUSE_starttls_required] = {"starttls_required", EX_CONFIG,
-                                         false},
+    [SMTPKIT_CAUSE_starttls_required] = {"starttls_required", EX_CONFIG, false},
     [SMTPKIT_CAUSE_tls_handshake_failed] = {"tls_handshake_failed",
                                             EX_UNAVAILABLE, false},
-    [SMTPKIT_CAUSE_certificate_untrusted] = {"certificate_untrusted",
-                                             EX_CONFIG, false},
+    [SMTPKIT_CAUSE_certificate_untrusted] = {"certificate_untrusted", EX_CONFIG,
+                                             false},
     [SMTPKIT_CAUSE_certificate_name_mismatch] = {"certificate_name_mismatch",
                                                  EX_CONFIG, false},
     [SMTPKIT_CAUSE_certificate_expired] = {"certificate_expired", EX_CONFIG,
@@ -52,10 +51,10 @@ static const struct cause_info causes[SMTPKIT_CAUSE_COUNT] = {
     [SMTPKIT_CAUSE_encryption_required] = {"encryption_required", EX_CONFIG,
                                            false},
     [SMTPKIT_CAUSE_bad_credentials] = {"bad_credentials", EX_NOPERM, false},
-    [SMTPKIT_CAUSE_wrong_username_format] = {"wrong_username_format",
-                                             EX_NOPERM, false},
-    [SMTPKIT_CAUSE_app_password_required] = {"app_password_required",
-                                             EX_NOPERM, false},
+    [SMTPKIT_CAUSE_wrong_username_format] = {"wrong_username_format", EX_NOPERM,
+                                             false},
+    [SMTPKIT_CAUSE_app_password_required] = {"app_password_required", EX_NOPERM,
+                                             false},
     [SMTPKIT_CAUSE_web_login_required] = {"web_login_required", EX_NOPERM,
                                           false},
     [SMTPKIT_CAUSE_smtp_auth_disabled] = {"smtp_auth_disabled", EX_NOPERM,
@@ -73,8 +72,8 @@ static const struct cause_info causes[SMTPKIT_CAUSE_COUNT] = {
     [SMTPKIT_CAUSE_temporary_auth_failure] = {"temporary_auth_failure",
                                               EX_TEMPFAIL, true},
     [SMTPKIT_CAUSE_auth_required] = {"auth_required", EX_NOPERM, false},
-    [SMTPKIT_CAUSE_sender_not_authorized] = {"sender_not_authorized",
-                                             EX_NOPERM, false},
+    [SMTPKIT_CAUSE_sender_not_authorized] = {"sender_not_authorized", EX_NOPERM,
+                                             false},
     [SMTPKIT_CAUSE_relay_denied] = {"relay_denied", EX_NOPERM, false},
     [SMTPKIT_CAUSE_recipient_rejected] = {"recipient_rejected", EX_NOUSER,
                                           false},
@@ -120,9 +119,9 @@ int smtpkit_cause_exit_code(smtpkit_cause c, bool transient) {
   return causes[c].exit_code;
 }
 
-static const char *const stages[] = {
-    "none", "connect", "greeting", "ehlo", "starttls",
-    "auth", "mail",    "rcpt",     "data", "quit"};
+static const char *const stages[] = {"none",     "connect", "greeting", "ehlo",
+                                     "starttls", "auth",    "mail",     "rcpt",
+                                     "data",     "quit"};
 
 const char *smtpkit_stage_name(smtpkit_stage s) {
   return (unsigned)s < sizeof stages / sizeof *stages ? stages[s] : "none";

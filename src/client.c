@@ -79,8 +79,8 @@ smtpkit_session *smtpkit_session_new(const smtpkit_settings *settings) {
     s->set.timeout_ms = 30000;
   s->mode = s->set.tls;
   if (s->mode == SMTPKIT_TLS_AUTO)
-    s->mode = settings->port == 465 ? SMTPKIT_TLS_IMPLICIT
-                                    : SMTPKIT_TLS_STARTTLS;
+    s->mode =
+        settings->port == 465 ? SMTPKIT_TLS_IMPLICIT : SMTPKIT_TLS_STARTTLS;
   s->port = settings->port ? settings->port
                            : (s->mode == SMTPKIT_TLS_IMPLICIT ? 465 : 587);
   sk_conn_init(&s->conn);
@@ -229,7 +229,8 @@ static bool start_tls(smtpkit_session *s, smtpkit_stage stage) {
   if (!ensure_tls_ctx(s))
     return false;
   s->conn.deadline = sk_now_ms() + s->set.timeout_ms;
-  sk_event ev = sk_tls_start(&s->conn, s->tls_ctx, s->set.host, s->set.insecure);
+  sk_event ev =
+      sk_tls_start(&s->conn, s->tls_ctx, s->set.host, s->set.insecure);
   if (ev != SK_EV_NONE) {
     fail_event(s, ev, stage, s->conn.detail);
     return false;
@@ -281,8 +282,8 @@ static void default_helo(smtpkit_session *s, char *out, size_t cap) {
   if (res)
     freeaddrinfo(res);
   /* Never "localhost": some providers refuse it (Gmail's "(EHLO)" 421). */
-  sk_strlcpy(out, s->conn.local_literal[0] ? s->conn.local_literal
-                                           : "[127.0.0.1]",
+  sk_strlcpy(out,
+             s->conn.local_literal[0] ? s->conn.local_literal : "[127.0.0.1]",
              cap);
 }
 
@@ -505,9 +506,9 @@ static bool drive(smtpkit_session *s, sk_action a, smtpkit_read_fn rd,
       break;
     }
     if (!flush_out(s)) {
-      fail_event(s, s->sm.state == SK_ST_DOT ? SK_EV_CLOSED_AFTER_DATA
-                                             : SK_EV_CLOSED,
-                 sk_sm_stage(&s->sm), s->conn.detail);
+      fail_event(
+          s, s->sm.state == SK_ST_DOT ? SK_EV_CLOSED_AFTER_DATA : SK_EV_CLOSED,
+          sk_sm_stage(&s->sm), s->conn.detail);
       return false;
     }
     if (s->sm.state == SK_ST_DOT && s->idle_fn)

@@ -9,9 +9,9 @@
 
 typedef struct sk_conn {
   int fd;
-  SSL *ssl;            /* non-NULL once TLS is started */
-  BIO *rbio, *wbio;    /* memory BIOs: we move every byte ourselves */
-  long long deadline;  /* monotonic ms; reads and writes give up after it */
+  SSL *ssl;               /* non-NULL once TLS is started */
+  BIO *rbio, *wbio;       /* memory BIOs: we move every byte ourselves */
+  long long deadline;     /* monotonic ms; reads and writes give up after it */
   char local_literal[72]; /* "[127.0.0.1]" / "[IPv6:::1]" for EHLO */
   char peer[72];          /* "127.0.0.1:587" */
   unsigned local_port;
@@ -19,8 +19,8 @@ typedef struct sk_conn {
   size_t first_raw_len;
   bool handshaking;
   char tls_version[16];
-  char detail[256];       /* last error, human-readable */
-  int verify_error;       /* X509_V_* from the last handshake */
+  char detail[256]; /* last error, human-readable */
+  int verify_error; /* X509_V_* from the last handshake */
 } sk_conn;
 
 long long sk_now_ms(void);
@@ -62,11 +62,11 @@ bool sk_tls_channel_binding(sk_conn *c, char type[16], char data_b64[128]);
  * read here. */
 typedef struct sk_tls_peer {
   char subject[256], issuer[256]; /* RFC 2253 text */
-  char names[512];        /* subjectAltName: "DNS:a, DNS:b, IP:127.0.0.1" */
+  char names[512]; /* subjectAltName: "DNS:a, DNS:b, IP:127.0.0.1" */
   char not_before[32], not_after[32]; /* "2025-01-31T12:00:00Z" */
-  bool verified;          /* chain and host name verified */
-  char verify_error[128]; /* "" when verified */
-  sk_event verify_event;  /* SK_EV_CERT_*, or SK_EV_NONE when verified */
+  bool verified;                      /* chain and host name verified */
+  char verify_error[128];             /* "" when verified */
+  sk_event verify_event; /* SK_EV_CERT_*, or SK_EV_NONE when verified */
 } sk_tls_peer;
 bool sk_tls_peer_info(sk_conn *c, sk_tls_peer *out);
 

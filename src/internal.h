@@ -40,14 +40,14 @@ unsigned char *sk_base64_decode(const char *s, size_t n, size_t *out_len);
 
 /* ---- reply.c: sans-I/O SMTP reply parser (RFC 5321 §4.2, RFC 3463) ---- */
 
-#define SK_REPLY_MAX_LINE 4096   /* bytes per reply line, CRLF included */
-#define SK_REPLY_MAX_LINES 256   /* lines per multi-line reply */
-#define SK_REPLY_MAX_TEXT 65536  /* text bytes per reply */
+#define SK_REPLY_MAX_LINE 4096  /* bytes per reply line, CRLF included */
+#define SK_REPLY_MAX_LINES 256  /* lines per multi-line reply */
+#define SK_REPLY_MAX_TEXT 65536 /* text bytes per reply */
 
 typedef struct sk_reply_parser {
-  sk_buf in;     /* bytes received, not yet parsed */
-  sk_buf text;   /* text of the reply being assembled */
-  sk_buf raw;    /* raw lines of the reply being assembled (no CR) */
+  sk_buf in;   /* bytes received, not yet parsed */
+  sk_buf text; /* text of the reply being assembled */
+  sk_buf raw;  /* raw lines of the reply being assembled (no CR) */
   int code;
   char enhanced[16];
   size_t lines;
@@ -83,9 +83,9 @@ typedef struct sk_caps {
   bool has_size;
   unsigned long long size; /* 0 = no limit stated */
   bool has_auth;
-  char auth[512];         /* " PLAIN LOGIN " — space-delimited, upper case */
-  char server_name[256];  /* first word of the EHLO reply */
-  char *lines;            /* every extension line, '\n'-separated */
+  char auth[512];        /* " PLAIN LOGIN " — space-delimited, upper case */
+  char server_name[256]; /* first word of the EHLO reply */
+  char *lines;           /* every extension line, '\n'-separated */
 } sk_caps;
 
 void sk_caps_parse(sk_caps *c, const smtpkit_reply *ehlo);
@@ -100,42 +100,42 @@ bool sk_cause_default_transient(smtpkit_cause c);
 /* Events seen outside a server reply. */
 typedef enum sk_event {
   SK_EV_NONE,
-  SK_EV_DNS,             /* host name does not resolve */
-  SK_EV_REFUSED,         /* connect refused */
-  SK_EV_CONNECT_TIMEOUT, /* connect got no answer */
-  SK_EV_GREETING_TIMEOUT,/* connected, no greeting, TLS not confirmed */
-  SK_EV_TIMEOUT,         /* no reply in time */
-  SK_EV_CLOSED,          /* peer closed / reset */
+  SK_EV_DNS,               /* host name does not resolve */
+  SK_EV_REFUSED,           /* connect refused */
+  SK_EV_CONNECT_TIMEOUT,   /* connect got no answer */
+  SK_EV_GREETING_TIMEOUT,  /* connected, no greeting, TLS not confirmed */
+  SK_EV_TIMEOUT,           /* no reply in time */
+  SK_EV_CLOSED,            /* peer closed / reset */
   SK_EV_CLOSED_AFTER_DATA, /* closed after end of data, before the reply */
-  SK_EV_GARBLED,         /* malformed or oversized reply */
-  SK_EV_INJECTION,       /* bytes after 220 to STARTTLS */
-  SK_EV_TLS_HANDSHAKE,   /* handshake failure */
-  SK_EV_TLS_PLAIN_BANNER,/* TLS handshake met an SMTP banner */
-  SK_EV_TLS_ON_TLS_PORT, /* plaintext got no greeting; TLS handshake works */
-  SK_EV_TLS_VERSION,     /* protocol version refused */
+  SK_EV_GARBLED,           /* malformed or oversized reply */
+  SK_EV_INJECTION,         /* bytes after 220 to STARTTLS */
+  SK_EV_TLS_HANDSHAKE,     /* handshake failure */
+  SK_EV_TLS_PLAIN_BANNER,  /* TLS handshake met an SMTP banner */
+  SK_EV_TLS_ON_TLS_PORT,   /* plaintext got no greeting; TLS handshake works */
+  SK_EV_TLS_VERSION,       /* protocol version refused */
   SK_EV_CERT_UNTRUSTED,
   SK_EV_CERT_NAME,
   SK_EV_CERT_EXPIRED,
-  SK_EV_NO_STARTTLS,     /* TLS required, STARTTLS not advertised */
-  SK_EV_TLS_FIRST,       /* credentials held back: STARTTLS is offered */
-  SK_EV_NO_AUTH,         /* credentials configured, no AUTH advertised */
+  SK_EV_NO_STARTTLS, /* TLS required, STARTTLS not advertised */
+  SK_EV_TLS_FIRST,   /* credentials held back: STARTTLS is offered */
+  SK_EV_NO_AUTH,     /* credentials configured, no AUTH advertised */
   SK_EV_NO_COMMON_MECH,
-  SK_EV_NO_RECIPIENTS,   /* every recipient was refused */
-  SK_EV_TOO_BIG,         /* larger than the server's SIZE */
+  SK_EV_NO_RECIPIENTS, /* every recipient was refused */
+  SK_EV_TOO_BIG,       /* larger than the server's SIZE */
   SK_EV_INTERNAL
 } sk_event;
 
 void sk_classify_event(smtpkit_error *err, sk_event ev, smtpkit_stage stage);
 /* What the classifier may know besides the reply itself. */
 typedef struct sk_context {
-  const char *provider;  /* provider id from host name or banner, or NULL */
-  const char *host;      /* the host name the user gave */
-  const char *banner;    /* greeting text, or NULL */
-  const char *user;      /* login name, or NULL */
-  const char *mechanism; /* SASL mechanism of the failed AUTH, or NULL */
+  const char *provider;    /* provider id from host name or banner, or NULL */
+  const char *host;        /* the host name the user gave */
+  const char *banner;      /* greeting text, or NULL */
+  const char *user;        /* login name, or NULL */
+  const char *mechanism;   /* SASL mechanism of the failed AUTH, or NULL */
   const char *oauth_error; /* decoded JSON error challenge, or NULL */
-  bool authed;           /* AUTH succeeded earlier in the session */
-  bool tls;              /* the connection is encrypted */
+  bool authed;             /* AUTH succeeded earlier in the session */
+  bool tls;                /* the connection is encrypted */
 } sk_context;
 
 /* Classifies a server reply at a stage; keeps a copy of the reply. */

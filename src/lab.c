@@ -726,9 +726,8 @@ static bool set_channel_binding(lab_conn *c) {
   char *b64 = sk_base64_encode(cb, len);
   if (!b64)
     return false;
-  gsasl_property_set(c->sasl,
-                     exporter ? GSASL_CB_TLS_EXPORTER : GSASL_CB_TLS_UNIQUE,
-                     b64);
+  gsasl_property_set(
+      c->sasl, exporter ? GSASL_CB_TLS_EXPORTER : GSASL_CB_TLS_UNIQUE, b64);
   free(b64);
   return true;
 }

@@ -24,7 +24,13 @@
 #include <time.h>
 #include <unistd.h>
 
-enum seg_kind { SEG_TEXT, SEG_QP_TEXT, SEG_RAW_FILE, SEG_QP_FILE, SEG_B64_FILE };
+enum seg_kind {
+  SEG_TEXT,
+  SEG_QP_TEXT,
+  SEG_RAW_FILE,
+  SEG_QP_FILE,
+  SEG_B64_FILE
+};
 
 typedef struct seg {
   enum seg_kind kind;
@@ -36,12 +42,12 @@ struct sk_mime {
   seg *segs;
   size_t n_segs;
   /* read position */
-  size_t cur;     /* current segment */
-  size_t off;     /* offset in a text segment */
-  int fd;         /* open file of the current segment, or -1 */
-  sk_buf stage;   /* encoded bytes not yet handed out */
-  size_t qp_col;  /* quoted-printable: current output column */
-  bool qp_cr;     /* quoted-printable: last input byte was CR */
+  size_t cur;    /* current segment */
+  size_t off;    /* offset in a text segment */
+  int fd;        /* open file of the current segment, or -1 */
+  sk_buf stage;  /* encoded bytes not yet handed out */
+  size_t qp_col; /* quoted-printable: current output column */
+  bool qp_cr;    /* quoted-printable: last input byte was CR */
   size_t b64_col;
   unsigned char carry[3];
   size_t n_carry;
@@ -131,14 +137,14 @@ static void header_text(sk_buf *b, const char *name, const char *value) {
 
 static const char *content_type_for(const char *path) {
   static const char *const map[][2] = {
-      {".txt", "text/plain"},       {".html", "text/html"},
-      {".htm", "text/html"},        {".csv", "text/csv"},
-      {".pdf", "application/pdf"},  {".zip", "application/zip"},
+      {".txt", "text/plain"},        {".html", "text/html"},
+      {".htm", "text/html"},         {".csv", "text/csv"},
+      {".pdf", "application/pdf"},   {".zip", "application/zip"},
       {".json", "application/json"}, {".xml", "application/xml"},
-      {".gz", "application/gzip"},  {".png", "image/png"},
-      {".jpg", "image/jpeg"},       {".jpeg", "image/jpeg"},
-      {".gif", "image/gif"},        {".svg", "image/svg+xml"},
-      {".ics", "text/calendar"},    {".eml", "message/rfc822"}};
+      {".gz", "application/gzip"},   {".png", "image/png"},
+      {".jpg", "image/jpeg"},        {".jpeg", "image/jpeg"},
+      {".gif", "image/gif"},         {".svg", "image/svg+xml"},
+      {".ics", "text/calendar"},     {".eml", "message/rfc822"}};
   const char *dot = strrchr(path, '.');
   for (size_t i = 0; dot && i < sizeof map / sizeof *map; i++)
     if (sk_strcasecmp_ascii(dot, map[i][0]) == 0)
@@ -322,9 +328,9 @@ static void qp_byte(sk_mime *m, unsigned char c, unsigned char next,
   static const char hex[] = "0123456789ABCDEF";
   char out[4];
   size_t n = 0;
-  bool literal = (c >= 33 && c <= 126 && c != '=') ||
-                 ((c == ' ' || c == '\t') && has_next && next != '\n' &&
-                  next != '\r');
+  bool literal =
+      (c >= 33 && c <= 126 && c != '=') ||
+      ((c == ' ' || c == '\t') && has_next && next != '\n' && next != '\r');
   if (literal)
     out[n++] = (char)c;
   else {
@@ -369,8 +375,7 @@ static size_t qp_chunk(sk_mime *m, const char *in, size_t n, bool final) {
 /* One group of up to 3 bytes, written at o (room for 6 bytes); returns
  * the count. No allocation per group: a 50 MB attachment is 17 million
  * groups, read twice (measured, then sent). */
-static size_t b64_group(sk_mime *m, const unsigned char *g, size_t n,
-                        char *o) {
+static size_t b64_group(sk_mime *m, const unsigned char *g, size_t n, char *o) {
   static const char abc[] =
       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   size_t k = 0;

@@ -108,7 +108,7 @@ static void enhanced_trailer(const char *s, size_t n, char out[16]) {
 static bool plausible_start(const char *s, size_t n) {
   for (size_t i = 0; i < n && i < 4; i++) {
     unsigned char c = (unsigned char)s[i];
-    bool ok = i == 0   ? c >= '2' && c <= '5'
+    bool ok = i == 0  ? c >= '2' && c <= '5'
               : i < 3 ? isdigit(c)
                       : c == ' ' || c == '-' || c == '\r';
     if (!ok)

@@ -37,10 +37,15 @@ static Gsasl *gsasl_ctx; /* created on the first AUTH that needs it: a run
                             without one never pays for GNU SASL's set-up */
 
 /* Strongest first. The planner drops what does not fit. */
-static const char *const preference[] = {
-    "OAUTHBEARER",        "XOAUTH2",       "SCRAM-SHA-256-PLUS",
-    "SCRAM-SHA-1-PLUS",   "SCRAM-SHA-256", "SCRAM-SHA-1",
-    "PLAIN",              "LOGIN",         "CRAM-MD5"};
+static const char *const preference[] = {"OAUTHBEARER",
+                                         "XOAUTH2",
+                                         "SCRAM-SHA-256-PLUS",
+                                         "SCRAM-SHA-1-PLUS",
+                                         "SCRAM-SHA-256",
+                                         "SCRAM-SHA-1",
+                                         "PLAIN",
+                                         "LOGIN",
+                                         "CRAM-MD5"};
 
 bool sk_sasl_known(const char *mech) {
   for (size_t i = 0; i < sizeof preference / sizeof *preference; i++)
@@ -202,8 +207,8 @@ sk_sasl *sk_sasl_start(const char *mech, const sk_sasl_creds *creds,
   return s;
 }
 
-int sk_sasl_step(sk_sasl *s, const char *challenge, char **response,
-                 char *err, size_t errlen) {
+int sk_sasl_step(sk_sasl *s, const char *challenge, char **response, char *err,
+                 size_t errlen) {
   *response = NULL;
   if (s->kind != KIND_GSASL)
     return oauth_step(s, challenge, response);

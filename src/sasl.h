@@ -10,10 +10,10 @@ typedef struct sk_sasl sk_sasl;
 
 typedef struct sk_sasl_creds {
   const char *user;
-  const char *host;          /* for OAUTHBEARER's host= */
-  unsigned port;             /* for OAUTHBEARER's port= */
-  const char *cb_type;       /* "tls-exporter", "tls-unique" or NULL */
-  const char *cb_data;       /* base64 channel-binding data */
+  const char *host;    /* for OAUTHBEARER's host= */
+  unsigned port;       /* for OAUTHBEARER's port= */
+  const char *cb_type; /* "tls-exporter", "tls-unique" or NULL */
+  const char *cb_data; /* base64 channel-binding data */
   smtpkit_secret_fn password;
   void *password_ctx;
   smtpkit_secret_fn token;
@@ -37,8 +37,8 @@ sk_sasl *sk_sasl_start(const char *mech, const sk_sasl_creds *creds,
                        char **initial, char *err, size_t errlen);
 /* Answers a 334 challenge (base64 text after "334 "). *response receives
  * base64 text to send. */
-int sk_sasl_step(sk_sasl *s, const char *challenge, char **response,
-                 char *err, size_t errlen);
+int sk_sasl_step(sk_sasl *s, const char *challenge, char **response, char *err,
+                 size_t errlen);
 /* The error a token mechanism's server sent as a JSON challenge
  * (RFC 7628 §3.2.2; Google's and Microsoft's XOAUTH2 do the same):
  * "status=401 scope=... schemes=bearer", or NULL when none came. */

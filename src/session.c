@@ -236,11 +236,10 @@ static sk_action begin_auth(sk_sm *m) {
         !m->tls_active && m->caps.starttls
             ? "the server offers AUTH only after STARTTLS"
             : "the server does not offer AUTH; credentials were not sent");
-  m->n_plan = sk_sasl_plan(&m->caps, m->tls_active, m->cb_type[0] != '\0',
-                           m->set->password != NULL,
-                           m->set->oauth2_token != NULL,
-                           m->set->allow_plaintext_auth, m->set->mechanisms,
-                           m->plan, SK_MAX_MECHS);
+  m->n_plan = sk_sasl_plan(
+      &m->caps, m->tls_active, m->cb_type[0] != '\0', m->set->password != NULL,
+      m->set->oauth2_token != NULL, m->set->allow_plaintext_auth,
+      m->set->mechanisms, m->plan, SK_MAX_MECHS);
   if (m->n_plan == 0) {
     char d[600];
     snprintf(d, sizeof d, "server offers:%s; usable here: none", m->caps.auth);
@@ -259,8 +258,8 @@ static sk_action on_auth(sk_sm *m, const smtpkit_reply *r) {
   }
   if (r->code == 334) {
     char *resp = NULL, err[160] = "";
-    int rc = sk_sasl_step(m->sasl, r->text ? r->text : "", &resp, err,
-                          sizeof err);
+    int rc =
+        sk_sasl_step(m->sasl, r->text ? r->text : "", &resp, err, sizeof err);
     if (sk_sasl_oauth_error(m->sasl))
       sk_strlcpy(m->oauth_error, sk_sasl_oauth_error(m->sasl),
                  sizeof m->oauth_error);
@@ -289,9 +288,9 @@ static sk_action on_auth(sk_sm *m, const smtpkit_reply *r) {
   if (m->oauth_error[0])
     sk_error_detail(&m->err, "the server rejected the OAuth2 token: %s",
                     m->oauth_error);
-  int next = sk_sasl_fall_back_to(m->mech, m->err.cause, r, m->tls_active,
-                                  m->plan + m->next_mech,
-                                  m->n_plan - m->next_mech);
+  int next =
+      sk_sasl_fall_back_to(m->mech, m->err.cause, r, m->tls_active,
+                           m->plan + m->next_mech, m->n_plan - m->next_mech);
   if (next >= 0 && m->n_attempts < SK_MAX_AUTH_ATTEMPTS) {
     m->next_mech += (size_t)next;
     set_state(m, SK_ST_AUTH);

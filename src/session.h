@@ -14,8 +14,9 @@
 
 #define SK_STATES(X)                                                           \
   X(GREETING)                                                                  \
-  X(EHLO) X(HELO) X(STARTTLS) X(AUTH) X(READY) X(MAIL) X(RCPT) X(DATA)         \
-      X(ABORT_DOT) X(DOT) X(RSET) X(QUIT) X(CLOSED) X(FAILED)
+  X(EHLO)                                                                      \
+  X(HELO) X(STARTTLS) X(AUTH) X(READY) X(MAIL) X(RCPT) X(DATA) X(ABORT_DOT)    \
+      X(DOT) X(RSET) X(QUIT) X(CLOSED) X(FAILED)
 
 typedef enum sk_state {
 #define SK_STATE_ENUM(n) SK_ST_##n,
@@ -36,7 +37,7 @@ typedef struct sk_sm {
   sk_state state;
   const smtpkit_settings *set;
   char helo[256];
-  bool require_tls;  /* STARTTLS must happen before anything else */
+  bool require_tls; /* STARTTLS must happen before anything else */
   bool tls_active;
   sk_caps caps;
 
@@ -44,7 +45,7 @@ typedef struct sk_sm {
   char plan[SK_MAX_MECHS][32];
   size_t n_plan, next_mech;
   sk_sasl *sasl;
-  char *pending_ir; /* initial response too long for the AUTH line */
+  char *pending_ir;      /* initial response too long for the AUTH line */
   char oauth_error[256]; /* what a token mechanism's server said */
   char cb_type[16];      /* channel binding available on this TLS session */
   char cb_data[128];     /* its data, base64 */
@@ -57,8 +58,8 @@ typedef struct sk_sm {
   const smtpkit_envelope *env;
   size_t n_rcpt; /* entries in rcpt (env may be gone after a send) */
   bool pipelined;
-  size_t rcpt_next;     /* next RCPT to send (unpipelined) */
-  size_t rcpt_replies;  /* RCPT replies seen */
+  size_t rcpt_next;    /* next RCPT to send (unpipelined) */
+  size_t rcpt_replies; /* RCPT replies seen */
   size_t accepted;
   smtpkit_rcpt_result *rcpt; /* env->n_to entries */
   bool txn_failed;
@@ -74,8 +75,8 @@ typedef struct sk_sm {
   char *banner;         /* greeting text */
   const char *provider; /* provider id, if known (set by the caller) */
 
-  sk_buf out;    /* bytes to write */
-  sk_buf shown;  /* transcript lines for them, '\n'-terminated */
+  sk_buf out;   /* bytes to write */
+  sk_buf shown; /* transcript lines for them, '\n'-terminated */
   smtpkit_error err;
 } sk_sm;
 

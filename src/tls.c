@@ -37,8 +37,7 @@ static bool hashed_dir(const char *dir) {
   struct dirent *e;
   for (int i = 0; !found && i < 8192 && (e = readdir(d)); i++)
     found = strlen(e->d_name) == 10 && e->d_name[8] == '.' &&
-            e->d_name[9] == '0' &&
-            strspn(e->d_name, "0123456789abcdef") == 8;
+            e->d_name[9] == '0' && strspn(e->d_name, "0123456789abcdef") == 8;
   closedir(d);
   return found;
 }
@@ -54,7 +53,8 @@ static void load_system_trust(SSL_CTX *ctx) {
   if (!dir)
     dir = X509_get_default_cert_dir();
   bool other_bundle = file && !same_file(file, X509_get_default_cert_file());
-  if (other_bundle || !hashed_dir(dir) || SSL_CTX_load_verify_dir(ctx, dir) != 1)
+  if (other_bundle || !hashed_dir(dir) ||
+      SSL_CTX_load_verify_dir(ctx, dir) != 1)
     SSL_CTX_set_default_verify_paths(ctx);
 }
 
@@ -109,8 +109,8 @@ static long fill_in(sk_conn *c) {
 
 static bool looks_like_smtp_banner(const sk_conn *c) {
   const unsigned char *b = c->first_raw;
-  return c->first_raw_len >= 4 && b[0] >= '2' && b[0] <= '5' &&
-         isdigit(b[1]) && isdigit(b[2]) && (b[3] == ' ' || b[3] == '-');
+  return c->first_raw_len >= 4 && b[0] >= '2' && b[0] <= '5' && isdigit(b[1]) &&
+         isdigit(b[2]) && (b[3] == ' ' || b[3] == '-');
 }
 
 /* The event for an X509_V_* verification result. */
@@ -155,8 +155,7 @@ static sk_event handshake_event(sk_conn *c, unsigned long e) {
            e ? msg : "connection closed by the server");
   if (reason == SSL_R_TLSV1_ALERT_PROTOCOL_VERSION ||
       reason == SSL_R_UNSUPPORTED_PROTOCOL ||
-      reason == SSL_R_NO_PROTOCOLS_AVAILABLE ||
-      reason == SSL_R_VERSION_TOO_LOW)
+      reason == SSL_R_NO_PROTOCOLS_AVAILABLE || reason == SSL_R_VERSION_TOO_LOW)
     return SK_EV_TLS_VERSION;
   return SK_EV_TLS_HANDSHAKE;
 }
@@ -318,8 +317,8 @@ static void time_text(const ASN1_TIME *t, char *out, size_t cap) {
 
 static void san_text(X509 *cert, char *out, size_t cap) {
   out[0] = '\0';
-  GENERAL_NAMES *names = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL,
-                                          NULL);
+  GENERAL_NAMES *names =
+      X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
   size_t len = 0;
   for (int i = 0; names && i < sk_GENERAL_NAME_num(names) && len + 1 < cap;
        i++) {
@@ -346,7 +345,6 @@ static void san_text(X509 *cert, char *out, size_t cap) {
   }
   GENERAL_NAMES_free(names);
 }
-
 
 bool sk_tls_peer_info(sk_conn *c, sk_tls_peer *out) {
   memset(out, 0, sizeof *out);

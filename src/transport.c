@@ -71,8 +71,7 @@ static void describe_addr(const struct sockaddr *sa, char *out, size_t cap,
       snprintf(out, cap, "[IPv6:%s]", ip);
   }
   if (!literal)
-    snprintf(out, cap, sa->sa_family == AF_INET6 ? "[%s]:%u" : "%s:%u", ip,
-             p);
+    snprintf(out, cap, sa->sa_family == AF_INET6 ? "[%s]:%u" : "%s:%u", ip, p);
   if (port)
     *port = p;
 }
@@ -108,7 +107,8 @@ static int connect_one(sk_conn *c, const struct addrinfo *ai) {
 
 sk_event sk_conn_open(sk_conn *c, const char *host, unsigned port,
                       long long deadline) {
-  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+  struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                           .ai_socktype = SOCK_STREAM,
                            .ai_flags = AI_ADDRCONFIG};
   struct addrinfo *res = NULL;
   char service[16];

@@ -30,8 +30,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
   sk_reply_parser p;
   sk_reply_parser_init(&p);
   const char *to[] = {"b@x.test", "c@x.test"};
-  smtpkit_envelope env = {.from = "a@x.test", .to = to, .n_to = 2,
-                          .size = 100};
+  smtpkit_envelope env = {.from = "a@x.test", .to = to, .n_to = 2, .size = 100};
   sk_reply_parser_feed(&p, (const char *)data + 1, size - 1);
   sk_action a = SK_ACT_WRITE_READ;
   for (int steps = 0; steps < 1000; steps++) {

@@ -19,9 +19,10 @@ static void parse(sk_caps *c, const char *text) {
 static void postfix_before_tls(void **state) {
   (void)state;
   sk_caps c;
-  parse(&c, "250-mail.example.com\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n"
-            "250-VRFY\r\n250-ETRN\r\n250-STARTTLS\r\n250-ENHANCEDSTATUSCODES\r\n"
-            "250-8BITMIME\r\n250-DSN\r\n250-SMTPUTF8\r\n250 CHUNKING\r\n");
+  parse(&c,
+        "250-mail.example.com\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n"
+        "250-VRFY\r\n250-ETRN\r\n250-STARTTLS\r\n250-ENHANCEDSTATUSCODES\r\n"
+        "250-8BITMIME\r\n250-DSN\r\n250-SMTPUTF8\r\n250 CHUNKING\r\n");
   assert_true(c.esmtp);
   assert_string_equal(c.server_name, "mail.example.com");
   assert_true(c.pipelining && c.starttls && c.enhancedstatuscodes &&

@@ -129,9 +129,13 @@ static void mime_attachment_roundtrip(void **state) {
   close(fd);
   const char *to[] = {"b@example.test"};
   const char *att[] = {path};
-  sk_mime_spec spec = {.from = "a@example.test", .to = to, .n_to = 1,
-                       .subject = "Grüße", .body = "Grüße\n.line\n",
-                       .attach = att, .n_attach = 1};
+  sk_mime_spec spec = {.from = "a@example.test",
+                       .to = to,
+                       .n_to = 1,
+                       .subject = "Grüße",
+                       .body = "Grüße\n.line\n",
+                       .attach = att,
+                       .n_attach = 1};
   char err[200];
   bool missing;
   sk_mime *m = sk_mime_new(&spec, err, sizeof err, &missing);
@@ -175,8 +179,8 @@ static void mime_attachment_roundtrip(void **state) {
 static void mime_missing_attachment(void **state) {
   (void)state;
   const char *att[] = {"/nonexistent/file.pdf"};
-  sk_mime_spec spec = {.from = "a@x", .subject = "s", .body = "b",
-                       .attach = att, .n_attach = 1};
+  sk_mime_spec spec = {
+      .from = "a@x", .subject = "s", .body = "b", .attach = att, .n_attach = 1};
   char err[200];
   bool missing;
   assert_null(sk_mime_new(&spec, err, sizeof err, &missing));
@@ -186,8 +190,8 @@ static void mime_missing_attachment(void **state) {
 
 static void qp_trailing_space(void **state) {
   (void)state;
-  sk_mime_spec spec = {.from = "a@x", .subject = "s",
-                       .body = "caf\xc3\xa9 \nend\t"};
+  sk_mime_spec spec = {
+      .from = "a@x", .subject = "s", .body = "caf\xc3\xa9 \nend\t"};
   char err[200];
   bool missing;
   sk_mime *m = sk_mime_new(&spec, err, sizeof err, &missing);

@@ -39,7 +39,7 @@ static void settings(smtpkit_settings *s, const char *pw) {
 }
 
 #define EHLO_TLS_AUTH                                                          \
-  "250-mail.example.test\r\n250-PIPELINING\r\n250-SIZE 1000\r\n"              \
+  "250-mail.example.test\r\n250-PIPELINING\r\n250-SIZE 1000\r\n"               \
   "250-AUTH SCRAM-SHA-256 PLAIN LOGIN\r\n250 8BITMIME\r\n"
 
 static void starttls_then_auth_plain(void **state) {
@@ -154,8 +154,8 @@ static void pipelined_transaction(void **state) {
   reply(&m, "220 hi");
   assert_int_equal(reply(&m, EHLO_TLS_AUTH), SK_ACT_READY);
   const char *to[] = {"b@x.test", "c@x.test"};
-  smtpkit_envelope env = {.from = "a@x.test", .to = to, .n_to = 2,
-                          .size = 500, .eight_bit = true};
+  smtpkit_envelope env = {
+      .from = "a@x.test", .to = to, .n_to = 2, .size = 500, .eight_bit = true};
   sk_buf_consume(&m.out, m.out.len);
   assert_int_equal(sk_sm_begin(&m, &env), SK_ACT_WRITE_READ);
   assert_string_equal(out(&m),
@@ -183,8 +183,8 @@ static void size_checked_before_mail(void **state) {
   reply(&m, "220 hi");
   reply(&m, EHLO_TLS_AUTH);
   const char *to[] = {"b@x.test"};
-  smtpkit_envelope env = {.from = "a@x.test", .to = to, .n_to = 1,
-                          .size = 20000};
+  smtpkit_envelope env = {
+      .from = "a@x.test", .to = to, .n_to = 1, .size = 20000};
   sk_buf_consume(&m.out, m.out.len);
   assert_int_equal(sk_sm_begin(&m, &env), SK_ACT_FAIL);
   assert_int_equal(m.err.cause, SMTPKIT_CAUSE_message_too_big);
