@@ -11,7 +11,7 @@
 #                           smtp-sink/smtp-source) and GNU time
 set -euo pipefail
 
-build_pkgs=(gcc make cmake pkg-config libssl-dev libgsasl-dev libcmocka-dev
+build_pkgs=(gcc make cmake pkg-config clang-format git libssl-dev libgsasl-dev libcmocka-dev
             openssl ca-certificates libc-ares-dev)
 test_pkgs=(python3 python3-aiosmtpd valgrind dnsmasq-base)
 fuzz_pkgs=(clang libclang-rt-14-dev)

@@ -12,11 +12,11 @@
 #define SK_MAX_AUTH_ATTEMPTS 3
 #define SK_MAX_MECHS 8
 
+// clang-format off
 #define SK_STATES(X)                                                           \
-  X(GREETING)                                                                  \
-  X(EHLO)                                                                      \
-  X(HELO) X(STARTTLS) X(AUTH) X(READY) X(MAIL) X(RCPT) X(DATA) X(ABORT_DOT)    \
-      X(DOT) X(RSET) X(QUIT) X(CLOSED) X(FAILED)
+  X(GREETING) X(EHLO) X(HELO) X(STARTTLS) X(AUTH) X(READY) X(MAIL) X(RCPT)     \
+  X(DATA) X(ABORT_DOT) X(DOT) X(RSET) X(QUIT) X(CLOSED) X(FAILED)
+// clang-format on
 
 typedef enum sk_state {
 #define SK_STATE_ENUM(n) SK_ST_##n,
