@@ -428,6 +428,10 @@ static int prepare_source(send_opts *o, source *src, char **from) {
   int rc = msg_input_open(&src->in, stdin, o->from_headers);
   if (rc)
     return rc;
+  if (fseeko(src->in.f, 0, SEEK_END) == 0 && ftello(src->in.f) == 0)
+    return usage_error("send", "the message on stdin is empty: pipe an RFC "
+                               "5322 message, or give --subject and --body");
+  msg_input_rewind(&src->in);
   if (o->from_headers)
     for (size_t i = 0; i < src->in.to_cc_bcc.n; i++)
       addr_add(&o->to, src->in.to_cc_bcc.v[i], strlen(src->in.to_cc_bcc.v[i]));
