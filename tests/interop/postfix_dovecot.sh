@@ -78,6 +78,8 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=lib/harness.sh
+. "$HERE/lib/harness.sh"
 TEMPLATES=$HERE/postfix_dovecot
 CA_SH=$HERE/lib/ca.sh
 PORT_LOCK=${TMPDIR:-/tmp}/smtpkit-interop-ports.lock
@@ -147,8 +149,6 @@ render() {
   if grep -q '@[A-Z_]*@' "$2"; then die "unfilled placeholder in $2"; fi
 }
 
-port_listening() { [ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]; }
-
 # pick_ports: set SUBMISSION_PORT SUBMISSIONS_PORT PLAIN_PORT AUTH_PORT to
 # distinct ports nobody listens on (caller holds PORT_LOCK).
 pick_ports() {
@@ -165,29 +165,6 @@ pick_ports() {
   PLAIN_PORT=${picked[2]} AUTH_PORT=${picked[3]}
 }
 
-# can_access USER TEST PATH: whether USER passes `test TEST PATH`.
-can_access() { setpriv --reuid="$1" --regid="$(id -g "$1")" --init-groups test "$2" "$3"; }
-
-# pid_alive PID: PID exists and is not a zombie.
-pid_alive() {
-  local stat
-  stat=$(ps -o stat= -p "${1:-0}" 2>/dev/null) || return 1
-  [[ $stat != Z* ]]
-}
-
-# wait_gone SECONDS PID...: wait (bounded) until none of PID is alive.
-wait_gone() {
-  local secs=$1 p alive
-  shift
-  for _ in $(seq 1 $((secs * 10))); do
-    alive=
-    for p in "$@"; do pid_alive "$p" && alive=1; done
-    [ -z "$alive" ] && return 0
-    sleep 0.1
-  done
-  return 1
-}
-
 # ---------------------------------------------------------------- start
 
 # Unix socket paths may not exceed 107 bytes. The Postfix command connects to
@@ -201,11 +178,6 @@ make_run_dir() {
   RUN=$(mktemp -d /tmp/smtpkit-pfd.XXXXXX)
   chmod 755 "$RUN"
   ln -s "$RUN" "$STATE/run"
-}
-
-# run_dir: RUN of an existing STATE_DIR.
-run_dir() {
-  if [ -L "$STATE/run" ]; then readlink "$STATE/run"; else echo "$STATE"; fi
 }
 
 # remove_run_dir: remove the short directory of make_run_dir, if any.
