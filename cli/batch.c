@@ -450,9 +450,7 @@ static void on_result(void *ctx, const smtpkit_batch_result *r) {
     b->failed++;
   if (r->session && smtpkit_session_auth_mechanism(r->session))
     b->auth_ok = true;
-  else if (e->stage == SMTPKIT_STAGE_AUTH && e->reply.code == 535 &&
-           (cause == SMTPKIT_CAUSE_bad_credentials ||
-            cause == SMTPKIT_CAUSE_oauth_token_invalid))
+  else if (guard_is_refusal(e))
     b->auth_refused = true;
   if (b->req->c->json) {
     if (b->out_tty)
@@ -465,31 +463,18 @@ static void on_result(void *ctx, const smtpkit_batch_result *r) {
 
 /* ---- lock-out guard (as for one message) ---- */
 
-static const secret *active_secret(const conn_opts *c) {
-  return c->password.loaded ? &c->password : c->token.loaded ? &c->token : NULL;
-}
-
 static unsigned guard_port(const smtpkit_settings *set) {
   return set->port ? set->port : set->tls == SMTPKIT_TLS_IMPLICIT ? 465 : 587;
 }
 
 /* Every message is reported refused when the guard holds the secret. */
 static bool guard_blocks(bctx *b, size_t n) {
-  const conn_opts *c = b->req->c;
-  const secret *sec = active_secret(c);
-  if (!sec || c->force_auth)
+  char why[sizeof((smtpkit_error *)0)->detail];
+  if (!guard_holds(b->req->c, b->req->c->host, guard_port(&b->set), why,
+                   sizeof why))
     return false;
-  long ago = guard_refused_ago(c->host, guard_port(&b->set), c->user,
-                               sec->value, sec->len);
-  if (ago < 0)
-    return false;
-  smtpkit_error err = {.cause = SMTPKIT_CAUSE_bad_credentials,
-                       .stage = SMTPKIT_STAGE_AUTH};
-  snprintf(err.detail, sizeof err.detail,
-           "not sent: this server refused this same %s for %s %ld min ago. "
-           "Retrying a wrong secret only counts toward a lock-out; fix it, "
-           "wait %ld min, or use --force-auth",
-           sec->what, c->user, ago / 60, (GUARD_SECONDS - ago + 59) / 60);
+  smtpkit_error err = {0};
+  guard_error(&err, why);
   for (size_t i = 0; i < n; i++) {
     b->t0[i] = now_ms();
     smtpkit_batch_result r = {.index = i, .error = &err};
@@ -499,14 +484,8 @@ static bool guard_blocks(bctx *b, size_t n) {
 }
 
 static void guard_after(bctx *b) {
-  const conn_opts *c = b->req->c;
-  const secret *sec = active_secret(c);
-  if (!sec)
-    return;
-  if (b->auth_ok)
-    guard_forget(c->host, guard_port(&b->set), c->user);
-  else if (b->auth_refused)
-    guard_record(c->host, guard_port(&b->set), c->user, sec->value, sec->len);
+  guard_learn(b->req->c, b->req->c->host, guard_port(&b->set), b->auth_ok,
+              b->auth_refused);
 }
 
 /* ---- summary ---- */

@@ -254,39 +254,14 @@ static int validate(doctor_opts *o) {
 
 /* ---- the lock-out guard, as send uses it ---- */
 
-static const secret *active_secret(const conn_opts *c) {
-  return c->password.loaded ? &c->password : c->token.loaded ? &c->token : NULL;
-}
-
 static bool may_login(void *ctx, const char *host, unsigned port, char *why,
                       size_t cap) {
-  const conn_opts *c = ctx;
-  const secret *sec = active_secret(c);
-  if (!sec || c->force_auth)
-    return true;
-  long ago = guard_refused_ago(host, port, c->user, sec->value, sec->len);
-  if (ago < 0)
-    return true;
-  snprintf(why, cap,
-           "not sent: this server refused this same %s for %s %ld min ago. "
-           "Retrying a wrong secret only counts toward a lock-out; fix it, "
-           "wait %ld min, or use --force-auth",
-           sec->what, c->user, ago / 60, (GUARD_SECONDS - ago + 59) / 60);
-  return false;
+  return !guard_holds(ctx, host, port, why, cap);
 }
 
 static void login_done(void *ctx, const char *host, unsigned port,
                        const smtpkit_error *e, bool ok) {
-  const conn_opts *c = ctx;
-  const secret *sec = active_secret(c);
-  if (!sec)
-    return;
-  if (ok)
-    guard_forget(host, port, c->user);
-  else if (e->stage == SMTPKIT_STAGE_AUTH && e->reply.code == 535 &&
-           (e->cause == SMTPKIT_CAUSE_bad_credentials ||
-            e->cause == SMTPKIT_CAUSE_oauth_token_invalid))
-    guard_record(host, port, c->user, sec->value, sec->len);
+  guard_learn(ctx, host, port, ok, guard_is_refusal(e));
 }
 
 /* ---- live progress on a terminal ---- */

@@ -335,45 +335,6 @@ static void print_human(const result_ctx *r, const smtpkit_settings *set) {
   }
 }
 
-/* The secret this run would send, for the lock-out guard. */
-static const secret *active_secret(const conn_opts *c) {
-  return c->password.loaded ? &c->password : c->token.loaded ? &c->token : NULL;
-}
-
-/* True (with err filled) when the guard holds the secret back. */
-static bool guard_holds_back(const conn_opts *c, unsigned port,
-                             smtpkit_error *err) {
-  const secret *sec = active_secret(c);
-  if (!sec || c->force_auth)
-    return false;
-  long ago = guard_refused_ago(c->host, port, c->user, sec->value, sec->len);
-  if (ago < 0)
-    return false;
-  err->cause = SMTPKIT_CAUSE_bad_credentials;
-  err->stage = SMTPKIT_STAGE_AUTH;
-  snprintf(err->detail, sizeof err->detail,
-           "not sent: this server refused this same %s for %s %ld min ago. "
-           "Retrying a wrong secret only counts toward a lock-out; fix it, "
-           "wait %ld min, or use --force-auth",
-           sec->what, c->user, ago / 60, (GUARD_SECONDS - ago + 59) / 60);
-  return true;
-}
-
-/* Remembers a credential refusal; forgets it after a good login. */
-static void guard_learn(const conn_opts *c, unsigned port,
-                        const smtpkit_session *s) {
-  const secret *sec = active_secret(c);
-  if (!sec)
-    return;
-  const smtpkit_error *e = smtpkit_session_error(s);
-  if (smtpkit_session_auth_mechanism(s))
-    guard_forget(c->host, port, c->user);
-  else if (e->stage == SMTPKIT_STAGE_AUTH && e->reply.code == 535 &&
-           (e->cause == SMTPKIT_CAUSE_bad_credentials ||
-            e->cause == SMTPKIT_CAUSE_oauth_token_invalid))
-    guard_record(c->host, port, c->user, sec->value, sec->len);
-}
-
 /* The message source: built from parts, or stdin. */
 typedef struct source {
   sk_mime *mime;
@@ -504,13 +465,16 @@ static int run(send_opts *o) {
                           .eight_bit = meas.eight_bit};
   smtpkit_error held = {0};
   bool ok = false;
-  if (guard_holds_back(&o->c, smtpkit_session_port(s), &held))
-    ok = false;
+  char why[sizeof held.detail];
+  if (guard_holds(&o->c, o->c.host, smtpkit_session_port(s), why, sizeof why))
+    guard_error(&held, why);
   else {
     ok = smtpkit_session_open(s) &&
          smtpkit_session_send(s, &env, source_read, &src);
     smtpkit_session_close(s);
-    guard_learn(&o->c, smtpkit_session_port(s), s);
+    guard_learn(&o->c, o->c.host, smtpkit_session_port(s),
+                smtpkit_session_auth_mechanism(s) != NULL,
+                guard_is_refusal(smtpkit_session_error(s)));
   }
   result_ctx r = {.s = s,
                   .err = held.cause ? &held : smtpkit_session_error(s),

@@ -12,6 +12,8 @@
 #define _GNU_SOURCE
 #include "guard.h"
 
+#include "internal.h"
+
 #include "smtpkit.h"
 
 #include <errno.h>
@@ -77,13 +79,13 @@ static void key_of(const char *host, unsigned port, const char *user,
   sha256(host, strlen(host), p, (size_t)n, user, strlen(user), out);
 }
 
-static void hash_of(const char *salt_hex, const char *secret, size_t len,
+static void hash_of(const char *salt_hex, const char *key_secret, size_t len,
                     char out[65]) {
-  sha256(salt_hex, strlen(salt_hex), secret, len, "", 0, out);
+  sha256(salt_hex, strlen(salt_hex), key_secret, len, "", 0, out);
 }
 
 long guard_refused_ago(const char *host, unsigned port, const char *user,
-                       const char *secret, size_t len) {
+                       const char *key_secret, size_t len) {
   char path[4200], key[65], line[400];
   if (!state_path(path, sizeof path, false))
     return -1;
@@ -99,7 +101,7 @@ long guard_refused_ago(const char *host, unsigned port, const char *user,
       continue;
     if (expiry <= now || strcmp(k, key) != 0)
       continue;
-    hash_of(salt, secret, len, want);
+    hash_of(salt, key_secret, len, want);
     if (strcmp(want, h) == 0)
       ago = GUARD_SECONDS - (expiry - now);
   }
@@ -140,14 +142,14 @@ static void rewrite(const char *key, bool drop_key, const char *extra) {
 }
 
 void guard_record(const char *host, unsigned port, const char *user,
-                  const char *secret, size_t len) {
+                  const char *key_secret, size_t len) {
   char key[65], salt[33], h[65], line[400];
   unsigned char rnd[16];
   if (RAND_bytes(rnd, sizeof rnd) != 1)
     return;
   hex(rnd, sizeof rnd, salt);
   key_of(host, port, user, key);
-  hash_of(salt, secret, len, h);
+  hash_of(salt, key_secret, len, h);
   snprintf(line, sizeof line, "%ld %s %s %s\n",
            (long)time(NULL) + GUARD_SECONDS, key, salt, h);
   rewrite(key, false, line);
@@ -159,4 +161,49 @@ void guard_forget(const char *host, unsigned port, const char *user) {
     return;
   key_of(host, port, user, key);
   rewrite(key, true, NULL);
+}
+
+/* ---- as the commands use it ---- */
+
+/* The secret this run would send: the password, else the token. */
+static const secret *active_secret(const conn_opts *c) {
+  return c->password.loaded ? &c->password : c->token.loaded ? &c->token : NULL;
+}
+
+bool guard_holds(const conn_opts *c, const char *host, unsigned port, char *why,
+                 size_t cap) {
+  const secret *sec = active_secret(c);
+  if (!sec || c->force_auth)
+    return false;
+  long ago = guard_refused_ago(host, port, c->user, sec->value, sec->len);
+  if (ago < 0)
+    return false;
+  snprintf(why, cap,
+           "not sent: this server refused this same %s for %s %ld min ago. "
+           "Retrying a wrong secret only counts toward a lock-out; fix it, "
+           "wait %ld min, or use --force-auth",
+           sec->what, c->user, ago / 60, (GUARD_SECONDS - ago + 59) / 60);
+  return true;
+}
+
+void guard_error(smtpkit_error *err, const char *why) {
+  sk_classify_event(err, SK_EV_HELD_BACK, SMTPKIT_STAGE_AUTH);
+  sk_error_detail(err, "%s", why);
+}
+
+bool guard_is_refusal(const smtpkit_error *e) {
+  return e->stage == SMTPKIT_STAGE_AUTH && e->reply.code == 535 &&
+         (e->cause == SMTPKIT_CAUSE_bad_credentials ||
+          e->cause == SMTPKIT_CAUSE_oauth_token_invalid);
+}
+
+void guard_learn(const conn_opts *c, const char *host, unsigned port,
+                 bool logged_in, bool refused) {
+  const secret *sec = active_secret(c);
+  if (!sec)
+    return;
+  if (logged_in)
+    guard_forget(host, port, c->user);
+  else if (refused)
+    guard_record(host, port, c->user, sec->value, sec->len);
 }

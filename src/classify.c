@@ -67,6 +67,8 @@ void sk_classify_event(smtpkit_error *err, sk_event ev, smtpkit_stage stage) {
       [SK_EV_NO_COMMON_MECH] = SMTPKIT_CAUSE_no_common_mechanism,
       [SK_EV_NO_RECIPIENTS] = SMTPKIT_CAUSE_recipient_rejected,
       [SK_EV_TOO_BIG] = SMTPKIT_CAUSE_message_too_big,
+      /* the same secret was refused as a bad credential minutes ago */
+      [SK_EV_HELD_BACK] = SMTPKIT_CAUSE_bad_credentials,
       [SK_EV_INTERNAL] = SMTPKIT_CAUSE_unknown,
   };
   set(err,

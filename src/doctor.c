@@ -887,8 +887,7 @@ static bool login(smtpkit_doctor_report *r, const variant *v, bool test,
   char why[400] = "";
   if (o->may_login &&
       !o->may_login(o->login_ctx, v->p->host, v->p->port, why, sizeof why)) {
-    out->cause = SMTPKIT_CAUSE_bad_credentials;
-    out->stage = SMTPKIT_STAGE_AUTH;
+    sk_classify_event(out, SK_EV_HELD_BACK, SMTPKIT_STAGE_AUTH);
     sk_error_detail(out, "%s",
                     why[0] ? why
                            : "held back by the lock-out "

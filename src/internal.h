@@ -122,6 +122,7 @@ typedef enum sk_event {
   SK_EV_NO_COMMON_MECH,
   SK_EV_NO_RECIPIENTS, /* every recipient was refused */
   SK_EV_TOO_BIG,       /* larger than the server's SIZE */
+  SK_EV_HELD_BACK,     /* the lock-out guard kept a refused secret */
   SK_EV_INTERNAL
 } sk_event;
 
