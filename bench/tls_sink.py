@@ -9,11 +9,13 @@
 The lab (smtpkit lab) advertises SIZE 35882577, too small for a 50 MB
 attachment (about 68 MB once encoded), so case D uses this.
 """
-import socket
+import os
 import ssl
 import sys
-import threading
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "lib"))
+import loopback_server  # noqa: E402
 
 CTX = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 CTX.load_cert_chain(sys.argv[1], sys.argv[2])
@@ -85,16 +87,4 @@ def handle(sock):
         sock.close()
 
 
-ls = socket.socket()
-ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-ls.bind(("127.0.0.1", 0))
-ls.listen(16)
-print("port=%d" % ls.getsockname()[1], flush=True)
-ls.settimeout(1)
-end = time.time() + 600
-while time.time() < end:
-    try:
-        s, _ = ls.accept()
-    except socket.timeout:
-        continue
-    threading.Thread(target=handle, args=(s,), daemon=True).start()
+loopback_server.serve(handle, 600)

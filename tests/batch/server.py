@@ -28,6 +28,9 @@ import sys
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import loopback_server  # noqa: E402
+
 MODE, N, CAPTURE = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 LOCK = threading.Lock()
 COUNT = [0]
@@ -156,20 +159,4 @@ def handle(sock):
             pass
 
 
-def main():
-    ls = socket.socket()
-    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    ls.bind(("127.0.0.1", 0))
-    ls.listen(16)
-    print("port=%d" % ls.getsockname()[1], flush=True)
-    ls.settimeout(1)
-    end = time.time() + 120
-    while time.time() < end:
-        try:
-            s, _ = ls.accept()
-        except socket.timeout:
-            continue
-        threading.Thread(target=handle, args=(s,), daemon=True).start()
-
-
-main()
+loopback_server.serve(handle, 120)

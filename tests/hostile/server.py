@@ -8,11 +8,13 @@ Each MODE misbehaves in one way, at one stage; the tests assert that the
 client names the right cause, exits with the right code, never hangs and
 never sends a credential it should not. Loopback only.
 """
-import socket
+import os
 import ssl
 import sys
-import threading
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import loopback_server  # noqa: E402
 
 MODE = sys.argv[1]
 CERTS = sys.argv[2]
@@ -175,20 +177,4 @@ def handle(sock):
             pass
 
 
-def main():
-    ls = socket.socket()
-    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    ls.bind(("127.0.0.1", 0))
-    ls.listen(16)
-    print("port=%d" % ls.getsockname()[1], flush=True)
-    ls.settimeout(1)
-    end = time.time() + 120
-    while time.time() < end:
-        try:
-            s, _ = ls.accept()
-        except socket.timeout:
-            continue
-        threading.Thread(target=handle, args=(s,), daemon=True).start()
-
-
-main()
+loopback_server.serve(handle, 120)
