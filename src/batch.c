@@ -139,7 +139,7 @@ static bool slot_open(worker *w, slot *sl) {
   sl->m.env.size = -1;
   if (!w->r->b->open(w->r->b->ctx, sl->index, &sl->m, &err)) {
     if (err.cause == SMTPKIT_CAUSE_ok)
-      err.cause = SMTPKIT_CAUSE_unknown;
+      sk_classify_event(&err, SK_EV_INTERNAL, SMTPKIT_STAGE_NONE);
     finish(w, sl, false, &err, false);
     sk_error_clear(&err);
     return false;
@@ -230,7 +230,7 @@ static void give_up(worker *w) {
   smtpkit_error err = {0};
   copy_error(&err, &w->last);
   if (err.cause == SMTPKIT_CAUSE_ok) {
-    err.cause = SMTPKIT_CAUSE_unknown;
+    sk_classify_event(&err, SK_EV_INTERNAL, SMTPKIT_STAGE_CONNECT);
     snprintf(err.detail, sizeof err.detail, "no connection could be made");
   } else {
     char d[sizeof err.detail];
@@ -341,7 +341,7 @@ static void run_worker(worker *w, worker *all, unsigned n) {
   if (w->q[0]->used || w->q[1]->used || w->q[2]->used) {
     /* Out of rounds (it should not happen): report, never drop. */
     sk_error_clear(&w->last);
-    w->last.cause = SMTPKIT_CAUSE_unknown;
+    sk_classify_event(&w->last, SK_EV_INTERNAL, SMTPKIT_STAGE_NONE);
     snprintf(w->last.detail, sizeof w->last.detail,
              "gave up after too many rounds");
     give_up(w);

@@ -904,7 +904,7 @@ static bool login(smtpkit_doctor_report *r, const variant *v, bool test,
   s.helo = v->helo;
   smtpkit_session *ss = smtpkit_session_new(&s);
   if (!ss) {
-    out->cause = SMTPKIT_CAUSE_unknown;
+    sk_classify_event(out, SK_EV_INTERNAL, SMTPKIT_STAGE_CONNECT);
     sk_error_detail(out, "out of memory");
     return false;
   }
@@ -1058,9 +1058,7 @@ static bool login_each_mechanism(smtpkit_doctor_report *r, const variant *v,
   } else if (have_any && !v->mechs) {
     err_copy(out, &first_any);
   } else {
-    out->cause = SMTPKIT_CAUSE_no_common_mechanism;
-    out->transient = false;
-    out->stage = SMTPKIT_STAGE_AUTH;
+    sk_classify_event(out, SK_EV_NO_COMMON_MECH, SMTPKIT_STAGE_AUTH);
     sk_error_detail(out,
                     "the server offers no mechanism that smtpkit can "
                     "use here%s%s",
