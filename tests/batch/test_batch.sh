@@ -46,7 +46,7 @@ count_lines() { printf '%s\n' "$OUT" | grep -c '"version":1'; }
 cap=$AIO_CAPTURE_DIR
 make_maildir "$work/md200" 200 aio
 for conns in 1 3; do
-  before=$(count_files "$cap")
+  before=$(count_marked "$cap" "Message-ID: <aio-")
   run send -s "localhost:$AIO_SUBMISSION_PORT" --ca-file "$AIO_CA_FILE" \
     -u alice --password-file "$work/pw" --auth PLAIN --batch "$work/md200" \
     --connections $conns --json --timeout 20
@@ -54,17 +54,17 @@ for conns in 1 3; do
   check "aiosmtpd ($conns): 200 JSON lines, all ok" \
     test "$(count_lines)" = 200 -a "$(count_ok)" = 200
   for i in $(seq 100); do
-    [ "$(count_files "$cap")" -ge $((before + 200)) ] && break
+    [ "$(count_marked "$cap" "Message-ID: <aio-")" -ge $((before + 200)) ] && break
     sleep 0.1
   done
   check "aiosmtpd ($conns): 200 captured" \
-    test "$(count_files "$cap")" -eq $((before + 200))
-  dup=$(cat "$cap"/* | grep -i '^Message-ID: <aio-' | sort | uniq -d | wc -l)
-  got=$(cat "$cap"/* | grep -i '^Message-ID: <aio-' | sort -u | wc -l)
+    test "$(count_marked "$cap" "Message-ID: <aio-")" -eq $((before + 200))
+  dup=$(cat "$cap"/* | grep -a -i '^Message-ID: <aio-' | sort | uniq -d | wc -l)
+  got=$(cat "$cap"/* | grep -a -i '^Message-ID: <aio-' | sort -u | wc -l)
   check "aiosmtpd ($conns): every message once" test "$dup" = 0 -a "$got" = 200
   check "aiosmtpd ($conns): the JSON names each message's file" \
     eval 'printf "%s\n" "$OUT" | grep -q "\"message\":\"$work/md200/cur/1700000000.M0P1.batch.test:2,S\""'
-  rm -f "$cap"/*
+  grep -laF -- "Message-ID: <aio-" "$cap"/* | xargs -r rm -f
 done
 
 # ---- a scripted server (tests/batch/server.py) ----

@@ -58,7 +58,7 @@ for mode in starttls implicit; do
   port=$PF_SUBMISSION_PORT
   [ $mode = implicit ] && port=$PF_SUBMISSIONS_PORT
   for mech in PLAIN LOGIN; do
-    before=$(count_files "$PF_CAPTURE_DIR")
+    snapshot "$PF_CAPTURE_DIR" "$work/before"
     tr="$work/tr-$mode-$mech"
     run_in "$work/msg" send -s "localhost:$port" --tls $mode -u alice \
       --password-file "$work/pw" --auth $mech "${common[@]}" --json \
@@ -67,7 +67,8 @@ for mode in starttls implicit; do
     expect_json "$mode/$mech: mechanism" server.auth_mechanism $mech
     expect_json "$mode/$mech: tls" server.tls $mode
     printf '%s' "$OUT" >"$work/json-$mode-$mech"
-    f=$(wait_new_file "$PF_CAPTURE_DIR" "$before") || f=/nonexistent
+    f=$(wait_capture "$PF_CAPTURE_DIR" "$work/before" "Subject: interop") ||
+      f=/nonexistent
     check "$mode/$mech: captured byte for byte" same_as_sent "$f"
     check "$mode/$mech: AUTH redacted in transcript" grep -q "AUTH $mech" "$tr"
   done
@@ -75,12 +76,13 @@ done
 
 # A 10 MB attachment arrives intact (decoded from the captured MIME).
 head -c 10485760 /dev/urandom >"$work/big.bin"
-before=$(count_files "$PF_CAPTURE_DIR")
+snapshot "$PF_CAPTURE_DIR" "$work/before"
 run send -s "localhost:$PF_SUBMISSION_PORT" -u alice --password-file "$work/pw" \
   "${common[@]}" --subject "10 MB" --body "see attachment" \
   --attach "$work/big.bin" --json
 expect_rc "10 MB attachment: sent" 0
-f=$(wait_new_file "$PF_CAPTURE_DIR" "$before") || f=/nonexistent
+f=$(wait_capture "$PF_CAPTURE_DIR" "$work/before" "Subject: 10 MB") ||
+  f=/nonexistent
 check "10 MB attachment: decoded attachment equals the file" python3 - "$f" "$work/big.bin" <<'PY'
 import email, sys
 msg = email.message_from_binary_file(open(sys.argv[1], "rb"))

@@ -55,20 +55,31 @@ expect_json() { # DESC FIELD WANT
     not_ok "$1: $2=$got, want $3"; printf '  stdout: %s\n  stderr: %s\n' "$OUT" "$ERR" | head -20; fi
 }
 
-# wait_new_file DIR COUNT: waits (≤ 15 s) until DIR holds more than COUNT
-# files; prints the newest.
-wait_new_file() {
-  local dir=$1 before=$2 i
+count_files() { find "$1" -maxdepth 1 -type f 2>/dev/null | wc -l; }
+
+# Other tests share the servers (CTest runs them in parallel), so a test
+# finds its own captures by content, never by "the newest file".
+# count_marked DIR TEXT: files in DIR that contain TEXT.
+count_marked() {
+  find "$1" -maxdepth 1 -type f -exec grep -laF -- "$2" {} + 2>/dev/null | wc -l
+}
+# snapshot DIR FILE: remembers which files DIR holds now.
+snapshot() { find "$1" -maxdepth 1 -type f | sort >"$2"; }
+# wait_capture DIR SNAPSHOT TEXT: waits (≤ 15 s) for a file that is not in
+# SNAPSHOT and contains TEXT; prints its name.
+wait_capture() {
+  local f i
   for i in $(seq 150); do
-    if [ "$(find "$dir" -maxdepth 1 -type f | wc -l)" -gt "$before" ]; then
-      ls -t "$dir"/* | head -1
-      return 0
-    fi
+    for f in $(find "$1" -maxdepth 1 -type f | sort | comm -13 "$2" -); do
+      if grep -qaF -- "$3" "$f"; then
+        echo "$f"
+        return 0
+      fi
+    done
     sleep 0.1
   done
   return 1
 }
-count_files() { find "$1" -maxdepth 1 -type f 2>/dev/null | wc -l; }
 
 # no_secret FILE... : none of the files contains the secrets in SECRETS
 # (space-separated) nor their base64 forms (plain, and as SASL PLAIN).
